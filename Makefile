@@ -1,0 +1,23 @@
+# Two entry points for a fresh machine: `make repro` (the pipeline) and `make test` (lint + tests).
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: setup repro test lint
+
+$(BIN)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/.installed
+
+repro: setup
+	dvc repro
+
+lint: setup
+	ruff check .
+
+test: lint
+	python -m pytest -q

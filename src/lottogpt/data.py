@@ -1,0 +1,191 @@
+"""The synthetic corpus: stratified and natural lotto cases, rendered by the kata, written to Parquet.
+
+Uniformly random tickets almost never win (3 matches ~2.2% of tickets, 5 + bonus ~7e-7), so a model
+that always printed zeros would look good on them. The stratified splits (``train``, ``val``,
+``test``) choose how many numbers each ticket shares with the winning numbers, and whether it holds
+the bonus, from ``data.match_weights`` and ``data.bonus_prob``. ``test_natural`` holds uniformly
+random tickets, as real buyers do.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from lottogpt import formats, kata
+from lottogpt.params import DataParams
+
+SPLITS = ("train", "val", "test", "test_natural")
+# Held-out splits are drawn first so that train can avoid every case in them.
+_DRAW_ORDER = ("test", "test_natural", "val", "train")
+
+
+_SPLIT_STREAM = {split: index for index, split in enumerate(SPLITS)}
+
+
+def split_size(params: DataParams, split: str) -> int:
+    return {"train": params.n_train, "val": params.n_val, "test": params.n_test,
+            "test_natural": params.n_test_natural}[split]
+
+
+def draw_cases(rng: np.random.Generator, params: DataParams, size: int, natural: bool) -> list[kata.Case]:
+    """``size`` random cases, vectorised over all their tickets.
+
+    Stratified tickets take ``k`` numbers of the winning six (``k`` drawn from ``match_weights``),
+    the bonus with probability ``bonus_prob`` when ``k < 6``, and the rest from the other 38 numbers.
+    """
+    n_tickets = rng.integers(params.min_tickets, params.max_tickets + 1, size)
+    order = rng.random((size, kata.NUMBER_MAX)).argsort(axis=1) + 1
+    winning, bonus, others = np.sort(order[:, :6], axis=1), order[:, 6], order[:, 7:]
+    owner = np.repeat(np.arange(size), n_tickets)
+    count = len(owner)
+    if natural:
+        tickets = rng.random((count, kata.NUMBER_MAX)).argsort(axis=1)[:, :6] + 1
+    else:
+        weights = np.asarray(params.match_weights, dtype=float)
+        matches = rng.choice(7, size=count, p=weights / weights.sum())[:, None]
+        has_bonus = ((matches < 6) & (rng.random((count, 1)) < params.bonus_prob)).astype(int)
+        from_winning = np.take_along_axis(winning[owner], rng.random((count, 6)).argsort(axis=1), axis=1)
+        from_others = np.take_along_axis(others[owner], rng.random((count, 38)).argsort(axis=1), axis=1)
+        slot = np.arange(6)[None, :]
+        other_slot = np.clip(slot - matches - has_bonus, 0, 37)
+        tickets = np.where(slot < matches, from_winning, np.take_along_axis(from_others, other_slot, axis=1))
+        tickets = np.where((slot == matches) & (has_bonus == 1), bonus[owner][:, None], tickets)
+    tickets = np.sort(tickets, axis=1).tolist()
+    cases, start = [], 0
+    for index, n in enumerate(n_tickets.tolist()):
+        case_tickets = tuple(tuple(t) for t in tickets[start:start + n])
+        cases.append(kata.Case(case_tickets, tuple(winning[index].tolist()), int(bonus[index])))
+        start += n
+    return cases
+
+
+def generate_cases(params: DataParams) -> dict[str, list[kata.Case]]:
+    """All splits, deterministic for the params, with no case in two splits."""
+    seen: set[kata.Case] = set()
+    splits: dict[str, list[kata.Case]] = {}
+    for split in _DRAW_ORDER:
+        rng = np.random.default_rng([params.seed, _SPLIT_STREAM[split]])
+        target = split_size(params, split)
+        cases: list[kata.Case] = []
+        for _ in range(100):
+            if len(cases) >= target:
+                break
+            for case in draw_cases(rng, params, target - len(cases), natural=split == "test_natural"):
+                if case not in seen:
+                    seen.add(case)
+                    cases.append(case)
+        if len(cases) < target:
+            raise RuntimeError(f"could not draw {target} distinct {split} cases; widen the ticket range")
+        splits[split] = cases
+    return {split: splits[split] for split in SPLITS}
+
+
+def top_rank(counts: dict[str, int]) -> str:
+    """The highest rank any ticket reached, or ``none``."""
+    for rank in reversed(kata.Rank):
+        if counts[rank.key]:
+            return rank.key
+    return "none"
+
+
+def case_columns(split: str, cases: list[kata.Case], answer_format: str, offset: int = 0) -> dict[str, list]:
+    """The corpus columns of a split, rendered by the kata."""
+    columns: dict[str, list] = {name: [] for name in SCHEMA}
+    for index, case in enumerate(cases, start=offset):
+        result = kata.score(case)
+        counts = result.counts
+        row = (
+            f"{split}-{index:07d}", len(case.tickets), case.tickets, case.winning, case.bonus,
+            kata.render_transcript(case), result.output, formats.render_prompt(case),
+            formats.render_completion(case, answer_format, result), counts["3"], counts["4"],
+            counts["5"], counts["5+bonus"], counts["6"], result.total_prize, result.return_rate,
+            top_rank(counts),
+        )
+        for column, value in zip(columns.values(), row, strict=True):
+            column.append(value)
+    return columns
+
+
+SCHEMA = {
+    "id": pl.String, "n_tickets": pl.Int16, "tickets": pl.List(pl.List(pl.Int8)),
+    "winning": pl.List(pl.Int8), "bonus": pl.Int8, "prompt": pl.String, "completion": pl.String,
+    "model_prompt": pl.String, "model_completion": pl.String, "count_3": pl.Int16, "count_4": pl.Int16,
+    "count_5": pl.Int16, "count_5_bonus": pl.Int16, "count_6": pl.Int16, "total_prize": pl.Int64,
+    "return_rate": pl.String, "top_rank": pl.String,
+}
+_ARROW = {pl.String: pa.string(), pl.Int8: pa.int8(), pl.Int16: pa.int16(), pl.Int64: pa.int64()}
+ARROW_TYPES = {name: _ARROW.get(kind) for name, kind in SCHEMA.items()} | {
+    "tickets": pa.list_(pa.list_(pa.int8())), "winning": pa.list_(pa.int8())}
+
+
+def _render_chunk(job: tuple[str, int, list[kata.Case], str]) -> pa.Table:
+    split, offset, cases, answer_format = job
+    columns = case_columns(split, cases, answer_format, offset)
+    # pyarrow converts the nested ticket lists far faster than polars' Python path.
+    return pa.table({name: pa.array(values, type=ARROW_TYPES[name]) for name, values in columns.items()})
+
+
+def to_frame(split: str, cases: list[kata.Case], answer_format: str, workers: int = 1) -> pl.DataFrame:
+    """Render a split to a frame, in ``workers`` processes for large splits (order is kept)."""
+    chunk = 20_000
+    jobs = [(split, start, cases[start:start + chunk], answer_format) for start in range(0, len(cases), chunk)]
+    if workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            tables = list(pool.map(_render_chunk, jobs))
+    else:
+        tables = [_render_chunk(job) for job in jobs] or [_render_chunk((split, 0, [], answer_format))]
+    return pl.from_arrow(pa.concat_tables(tables)).cast(SCHEMA)  # type: ignore[return-value]
+
+
+def write_corpus(params: DataParams, out_dir: str | Path, workers: int = 2) -> dict:
+    """Generate every split to ``out_dir/{split}.parquet``; returns statistics for the metrics file."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    splits = generate_cases(params)
+    stats: dict = {"splits": {}}
+    for split, cases in splits.items():
+        frame = to_frame(split, cases, params.answer_format, workers)
+        # Fixed settings (no statistics, one row group) keep the bytes identical for identical params.
+        frame.write_parquet(out_dir / f"{split}.parquet", compression="zstd", compression_level=9,
+                            statistics=False, row_group_size=max(len(frame), 1))
+        stats["splits"][split] = split_stats(frame)
+    elapsed = time.perf_counter() - start
+    total = sum(len(c) for c in splits.values())
+    stats["cases"] = total
+    stats["seconds"] = round(elapsed, 2)
+    stats["cases_per_second"] = round(total / elapsed, 1)
+    return stats
+
+
+def split_stats(frame: pl.DataFrame) -> dict:
+    """Share of cases in which each rank appears at least once, and the ticket range."""
+    cases = max(len(frame), 1)
+    columns = {"3": "count_3", "4": "count_4", "5": "count_5", "5+bonus": "count_5_bonus", "6": "count_6"}
+    return {
+        "cases": len(frame),
+        "min_tickets": int(frame["n_tickets"].min() or 0),
+        "max_tickets": int(frame["n_tickets"].max() or 0),
+        "rank_share": {k: round(int((frame[c] > 0).sum()) / cases, 4) for k, c in columns.items()},
+    }
+
+
+def read_split(corpus_dir: str | Path, split: str, columns: list[str] | None = None) -> pl.DataFrame:
+    path = Path(corpus_dir) / f"{split}.parquet"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run `dvc repro generate` first")
+    return pl.read_parquet(path, columns=columns)
+
+
+def frame_cases(frame: pl.DataFrame) -> list[kata.Case]:
+    """Rebuild kata cases from a corpus frame."""
+    return [
+        kata.Case(tuple(tuple(t) for t in tickets), tuple(winning), bonus)
+        for tickets, winning, bonus in zip(frame["tickets"], frame["winning"], frame["bonus"], strict=True)
+    ]

@@ -1,0 +1,66 @@
+"""Batched greedy decoding with a KV cache.
+
+Prompts of one case shape (same number of tickets) have the same number of tokens, because every
+lotto number is one token; decoding groups prompts by length, so a batch never needs padding and
+all its rows advance in lockstep.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import torch
+
+from lottogpt.model import GPT, KVCache
+
+
+@torch.no_grad()
+def greedy_decode(model: GPT, prompts: Sequence[Sequence[int]], eos_id: int, batch_size: int = 64,
+                  max_new_tokens: int | None = None, use_cache: bool = True) -> list[list[int]]:
+    """Greedy completions of ``prompts`` (token ids), each cut at its first EOS (excluded)."""
+    model.eval()
+    groups: dict[int, list[int]] = defaultdict(list)
+    for index, prompt in enumerate(prompts):
+        groups[len(prompt)].append(index)
+    results: list[list[int]] = [[] for _ in prompts]
+    for indices in groups.values():
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start:start + batch_size]
+            batch = torch.tensor([list(prompts[i]) for i in chunk], dtype=torch.long)
+            for i, tokens in zip(chunk, _decode_batch(model, batch, eos_id, max_new_tokens, use_cache),
+                                 strict=True):
+                results[i] = tokens
+    return results
+
+
+def _decode_batch(model: GPT, prompt: torch.Tensor, eos_id: int, max_new_tokens: int | None,
+                  use_cache: bool) -> list[list[int]]:
+    device = next(model.parameters()).device
+    prompt = prompt.to(device)
+    rows, length = prompt.shape
+    budget = model.config.block_size - length
+    if max_new_tokens is not None:
+        budget = min(budget, max_new_tokens)
+    if budget <= 0:
+        raise ValueError(f"a prompt of {length} tokens leaves no room in model.block_size "
+                         f"{model.config.block_size}")
+    dtype = next(model.parameters()).dtype
+    cache = KVCache(model.config, rows, length + budget, device, dtype) if use_cache else None
+    sequence = prompt
+    logits = model(prompt, cache)[:, -1]
+    generated = []
+    done = torch.zeros(rows, dtype=torch.bool, device=device)
+    for step in range(budget):
+        token = logits.argmax(dim=-1)
+        generated.append(token)
+        done |= token == eos_id
+        if bool(done.all()) or step == budget - 1:
+            break
+        if use_cache:
+            logits = model(token[:, None], cache)[:, -1]
+        else:
+            sequence = torch.cat([sequence, token[:, None]], dim=1)
+            logits = model(sequence)[:, -1]
+    out = torch.stack(generated, dim=1).tolist()
+    return [row[:row.index(eos_id)] if eos_id in row else row for row in out]

@@ -1,0 +1,131 @@
+"""What the model reads and writes: the canonical model prompt and the answer formats.
+
+The model prompt is the kata transcript with two changes, both rendered from :mod:`lottogpt.kata`:
+
+* the winning numbers and the bonus are restated on the first two lines, so that with causal
+  attention every ticket can already see them;
+* each ticket line starts with a circled index (``①[8, 21, ...]``, ``①``..``㊿``), so that the work
+  for ticket *i* can find ticket *i* by a plain lookup.
+
+Answer formats (``data.answer_format``):
+
+* ``direct``: the six statistics lines only.
+* ``scratchpad``: first one work line per ticket, the ticket copied number by number with a flag
+  after each number (``+`` a winning number, ``b`` the bonus, ``.`` neither) and its match count
+  (``=5b`` for five plus the bonus), then the six lines.
+* ``tool``: as ``scratchpad``, but the rate line holds the call ``⟨rate⟩``, which the runtime fills in
+  from the model's own count lines (a calculator; such results are reported apart from the model's).
+
+The user always sees only the six lines; the work lines are shown on request.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from lottogpt import kata
+
+ANSWER_FORMATS = ("direct", "scratchpad", "tool")
+TOOL_CALL = "⟨rate⟩"
+FLAG_WINNING, FLAG_BONUS, FLAG_MISS = "+", "b", "."
+
+# Circled numbers 1..50 live in three Unicode blocks.
+_CIRCLED = (
+    [chr(0x2460 + i) for i in range(20)]
+    + [chr(0x3251 + i) for i in range(15)]
+    + [chr(0x32B1 + i) for i in range(15)]
+)
+MAX_TICKETS = len(_CIRCLED)
+CIRCLED_CHARS = "".join(_CIRCLED)
+
+_WORK_LINE = re.compile(rf"[{CIRCLED_CHARS}]\d{{1,2}}[+b.](?: \d{{1,2}}[+b.]){{5}} =\db?")
+
+
+def ticket_marker(index: int) -> str:
+    """The circled marker of the 1-based ticket ``index``."""
+    if not 1 <= index <= MAX_TICKETS:
+        raise ValueError(f"the model format numbers at most {MAX_TICKETS} tickets, got ticket {index}")
+    return _CIRCLED[index - 1]
+
+
+def render_prompt(case: kata.Case) -> str:
+    """The canonical model prompt for a case (ends with ``---\\n``)."""
+    if len(case.tickets) > MAX_TICKETS:
+        raise ValueError(f"the model format holds at most {MAX_TICKETS} tickets, got {len(case.tickets)}")
+    header = ",".join(map(str, case.winning)) + "\n" + str(case.bonus) + "\n"
+    markers = _CIRCLED[: len(case.tickets)]
+    return header + kata.render_transcript(case, markers)
+
+
+def work_line(case: kata.Case, index: int) -> str:
+    """The scratchpad line of ticket ``index`` (1-based)."""
+    ticket = case.tickets[index - 1]
+    winning = set(case.winning)
+    cells = []
+    for number in ticket:
+        if number in winning:
+            flag = FLAG_WINNING
+        elif number == case.bonus:
+            flag = FLAG_BONUS
+        else:
+            flag = FLAG_MISS
+        cells.append(f"{number}{flag}")
+    count = f"{len(winning.intersection(ticket))}{'b' if case.bonus in ticket else ''}"
+    return f"{ticket_marker(index)}{' '.join(cells)} ={count}"
+
+
+def render_completion(case: kata.Case, answer_format: str, result: kata.Result | None = None) -> str:
+    """What the model is trained to write after the prompt, in the given answer format."""
+    if answer_format not in ANSWER_FORMATS:
+        raise ValueError(f"unknown answer format {answer_format!r}; choose one of {ANSWER_FORMATS}")
+    lines = (result or kata.score(case)).lines
+    if answer_format == "direct":
+        return "\n".join(lines)
+    work = [work_line(case, i) for i in range(1, len(case.tickets) + 1)]
+    if answer_format == "tool":
+        lines[-1] = f"총 수익률은 {TOOL_CALL}%입니다."
+    return "\n".join(work + lines)
+
+
+def is_work_line(line: str) -> bool:
+    return _WORK_LINE.fullmatch(line) is not None
+
+
+def split_work(completion: str) -> tuple[list[str], list[str]]:
+    """Split a (generated) completion into its work lines and the remaining answer lines."""
+    work, answer = [], []
+    for line in completion.split("\n"):
+        (work if is_work_line(line) else answer).append(line)
+    return work, answer
+
+
+_COUNT_LINE = {rank.key: re.compile(re.escape(rank.line_label) + r" - (\d+)개") for rank in kata.Rank}
+_RATE_LINE = re.compile(r"총 수익률은 ([0-9,]+\.[0-9])%입니다\.")
+
+
+def parse_statistics(lines: Sequence[str]) -> tuple[dict[str, int], str] | None:
+    """Read counts and rate from six statistics lines; ``None`` when they are not in the kata's form."""
+    if len(lines) != 6:
+        return None
+    counts = {}
+    for rank, line in zip(kata.Rank, lines[:5], strict=True):
+        match = _COUNT_LINE[rank.key].fullmatch(line)
+        if not match:
+            return None
+        counts[rank.key] = int(match.group(1))
+    rate = _RATE_LINE.fullmatch(lines[5])
+    if not rate:
+        return None
+    return counts, rate.group(1)
+
+
+def apply_tool(answer_lines: list[str], n_tickets: int) -> list[str]:
+    """Fill in the ``⟨rate⟩`` call from the model's own count lines (the ``tool`` format's calculator)."""
+    if len(answer_lines) != 6 or TOOL_CALL not in answer_lines[5]:
+        return answer_lines
+    parsed = parse_statistics([*answer_lines[:5], "총 수익률은 0.0%입니다."])
+    if parsed is None:
+        return answer_lines
+    rate = kata.rate_for_counts(parsed[0], n_tickets)
+    return [*answer_lines[:5], answer_lines[5].replace(TOOL_CALL, rate)]

@@ -1,0 +1,149 @@
+"""Engines that answer lotto cases: the reference program and the trained model.
+
+Every caller (``lottogpt predict``, ``play``, the server, the evaluation, the MLflow pyfunc) goes
+through :func:`load_engine` and ``Engine.predict``, so all of them see the same model and decoding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import torch
+
+from lottogpt import formats, kata
+from lottogpt.decode import greedy_decode
+
+
+@dataclass
+class Prediction:
+    """One answer: the six lines as printed, and what they say when they are in the kata's form."""
+
+    output: str
+    counts: dict[str, int] | None
+    return_rate: str | None
+    work: list[str] = field(default_factory=list)
+    tool_used: bool = False
+
+    @property
+    def format_valid(self) -> bool:
+        return self.counts is not None
+
+    def to_json(self, show_work: bool = False) -> dict:
+        data: dict = {"output": self.output, "counts": self.counts, "return_rate": self.return_rate}
+        if not self.format_valid:
+            data["format_valid"] = False
+        if self.tool_used:
+            data["tool_used"] = True
+        if show_work:
+            data["work"] = self.work
+        return data
+
+
+def reference_prediction(case: kata.Case) -> Prediction:
+    result = kata.score(case)
+    work = [formats.work_line(case, i) for i in range(1, len(case.tickets) + 1)]
+    return Prediction(result.output, dict(result.counts), result.return_rate, work)
+
+
+def prediction_from_completion(completion: str, n_tickets: int) -> Prediction:
+    """Read a generated completion: work lines apart, the tool call filled in, the six lines parsed."""
+    work, answer = formats.split_work(completion)
+    filled = formats.apply_tool(answer, n_tickets)
+    tool_used = filled != answer
+    parsed = formats.parse_statistics(filled)
+    if parsed is None:
+        return Prediction("\n".join(filled), None, None, work, tool_used)
+    counts, rate = parsed
+    return Prediction("\n".join(filled), counts, rate, work, tool_used)
+
+
+class Engine(Protocol):
+    name: str
+
+    def check(self, case: kata.Case) -> None: ...
+
+    def predict(self, cases: list[kata.Case]) -> list[Prediction]: ...
+
+    def info(self) -> dict: ...
+
+
+class ReferenceEngine:
+    """The kata itself."""
+
+    name = "reference"
+
+    def check(self, case: kata.Case) -> None:
+        """Every valid case is answerable."""
+
+    def predict(self, cases: list[kata.Case]) -> list[Prediction]:
+        return [reference_prediction(case) for case in cases]
+
+    def info(self) -> dict:
+        return {"engine": self.name, "min_tickets": 1, "max_tickets": None}
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+class ModelEngine:
+    """The trained GPT, loaded from a checkpoint folder."""
+
+    name = "model"
+
+    def __init__(self, directory: str | Path, device: str = "auto", batch_size: int = 64) -> None:
+        from lottogpt import checkpoint
+
+        self.directory = Path(directory)
+        self.device = pick_device(device)
+        self.model, self.tokenizer, self.config = checkpoint.load(self.directory, self.device)
+        self.batch_size = batch_size
+        self.min_tickets = int(self.config.get("min_tickets", 1))
+        self.max_tickets = int(self.config.get("max_tickets", formats.MAX_TICKETS))
+
+    def check(self, case: kata.Case) -> None:
+        """Refuse a case outside the ticket range the model was trained on."""
+        n = len(case.tickets)
+        if not self.min_tickets <= n <= self.max_tickets:
+            raise kata.LottoError(f"이 모델은 {self.min_tickets}~{self.max_tickets}장만 학습했습니다 "
+                                  f"(the model was trained on {self.min_tickets}..{self.max_tickets} tickets, "
+                                  f"got {n})")
+
+    def completions(self, cases: list[kata.Case]) -> list[str]:
+        for case in cases:
+            self.check(case)
+        prompts = [[self.tokenizer.bos_id, *self.tokenizer.encode(formats.render_prompt(c))] for c in cases]
+        outputs = greedy_decode(self.model, prompts, self.tokenizer.eos_id, self.batch_size)
+        return [self.tokenizer.decode(tokens) for tokens in outputs]
+
+    def predict(self, cases: list[kata.Case]) -> list[Prediction]:
+        texts = self.completions(cases)
+        return [prediction_from_completion(t, len(c.tickets)) for t, c in zip(texts, cases, strict=True)]
+
+    def info(self) -> dict:
+        keys = ("step", "answer_format", "min_tickets", "max_tickets", "tokenizer_sha256", "data_sha256",
+                "params")
+        return {"engine": self.name, "path": str(self.directory), "device": str(self.device),
+                "model": self.config["model"], **{k: self.config.get(k) for k in keys}}
+
+
+def load_engine(name: str, model: str | Path = "models/checkpoint", device: str = "auto") -> Engine:
+    """``reference`` or ``model`` (a checkpoint folder, or ``models:/name@alias`` from MLflow)."""
+    if name == "reference":
+        return ReferenceEngine()
+    if name == "model":
+        text = str(model)
+        if text.startswith("models:/"):
+            from lottogpt.registry import download_model
+
+            return ModelEngine(download_model(text), device)
+        return ModelEngine(model, device)
+    raise ValueError(f"unknown engine {name!r}: use 'reference' or 'model'")

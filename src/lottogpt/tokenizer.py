@@ -1,0 +1,202 @@
+"""A number-aware SentencePiece tokenizer.
+
+Plain SentencePiece BPE splits lotto numbers by context (``33`` becomes ``▁3`` + ``3]``), so the same
+number would get different pieces in a ticket, in the winning numbers and as the bonus, and the model
+could not see that two numbers are equal. Before SentencePiece sees a text, every lotto number
+(in a ticket line, the winning numbers line, the bonus line and a work line) is replaced by one
+private-use character that is a user-defined piece, so each number 1..45 is always one and the same
+token. The kata's fixed texts (``kata.FIXED_TEXTS``: the prompts, ``3개 일치 (5,000원) - ``, ...) get one
+piece each the same way. All other digits (amounts, counts, rates) are split one digit a piece.
+Newlines get a piece of their own. Decoding maps everything back: ``decode(encode(text)) == text``.
+
+Special tokens are defined here and nowhere else: ``<pad>`` 0, ``<unk>`` 1, ``<s>`` (BOS) 2,
+``</s>`` (EOS) 3. The answer formats need no separator beyond the pieces of their text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import sentencepiece as spm
+
+from lottogpt import formats, kata
+from lottogpt.params import TokenizerParams
+
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+NEWLINE_CHAR = "\ue100"
+_NUMBER_BASE = 0xE000  # U+E001..U+E02D stand for the lotto numbers 1..45
+NUMBER_CHARS = "".join(chr(_NUMBER_BASE + n) for n in range(kata.NUMBER_MIN, kata.NUMBER_MAX + 1))
+_PHRASE_BASE = 0xE040  # one private-use character for each of the kata's fixed texts
+PHRASE_CHARS = "".join(chr(_PHRASE_BASE + i) for i in range(len(kata.FIXED_TEXTS)))
+MODEL_FILE = "tokenizer.model"
+META_FILE = "tokenizer.json"
+
+_PRIVATE = re.compile(rf"[{NUMBER_CHARS}{NEWLINE_CHAR}{PHRASE_CHARS}]")
+_PHRASE = re.compile("|".join(re.escape(t) for t in sorted(kata.FIXED_TEXTS, key=len, reverse=True)))
+_TO_PHRASE_CHAR = {text: chr(_PHRASE_BASE + i) for i, text in enumerate(kata.FIXED_TEXTS)}
+_TICKET_LINE = re.compile(rf"[{formats.CIRCLED_CHARS}]?\[\d{{1,2}}(?:, \d{{1,2}})*\]")
+_WINNING_LINE = re.compile(r"\d{1,2}(?:,\d{1,2}){5}")
+_BONUS_LINE = re.compile(r"\d{1,2}")
+_ANY_NUMBER = re.compile(r"\d+")
+_WORK_NUMBER = re.compile(rf"(?<=[ {formats.CIRCLED_CHARS}])\d{{1,2}}(?=[+b.])")
+_TO_DIGITS = {chr(_NUMBER_BASE + n): str(n) for n in range(kata.NUMBER_MIN, kata.NUMBER_MAX + 1)}
+_TO_DIGITS[NEWLINE_CHAR] = "\n"
+_TO_DIGITS |= {char: text for text, char in _TO_PHRASE_CHAR.items()}
+
+
+def _number_char(match: re.Match[str]) -> str:
+    digits = match.group(0)
+    number = int(digits)
+    # Only canonical spellings map to a piece ("07" stays digits), so decoding restores the text.
+    if str(number) == digits and kata.NUMBER_MIN <= number <= kata.NUMBER_MAX:
+        return chr(_NUMBER_BASE + number)
+    return digits
+
+
+def _mark_line(line: str) -> str:
+    if _TICKET_LINE.fullmatch(line) or _WINNING_LINE.fullmatch(line) or _BONUS_LINE.fullmatch(line):
+        return _ANY_NUMBER.sub(_number_char, line)
+    if formats.is_work_line(line):
+        return _WORK_NUMBER.sub(_number_char, line)
+    return line
+
+
+def to_pieces_text(text: str) -> str:
+    """The text as SentencePiece sees it: lotto numbers and newlines as private-use characters."""
+    if _PRIVATE.search(text):
+        raise ValueError("text holds a private-use character that the tokenizer reserves")
+    marked = NEWLINE_CHAR.join(_mark_line(line) for line in text.split("\n"))
+    return _PHRASE.sub(lambda m: _TO_PHRASE_CHAR[m.group(0)], marked)
+
+
+def from_pieces_text(text: str) -> str:
+    return _PRIVATE.sub(lambda m: _TO_DIGITS[m.group(0)], text)
+
+
+def user_symbols() -> list[str]:
+    return [*NUMBER_CHARS, NEWLINE_CHAR, *PHRASE_CHARS, *formats.CIRCLED_CHARS, formats.TOOL_CALL]
+
+
+def train(texts: Iterable[str], out_dir: str | Path, vocab_size: int, model_type: str = "bpe") -> Path:
+    """Train the tokenizer on ``texts`` and write ``tokenizer.model`` and ``tokenizer.json``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=(to_pieces_text(t) for t in texts),
+        model_writer=model,
+        model_type=model_type,
+        vocab_size=vocab_size,
+        user_defined_symbols=user_symbols(),
+        split_digits=True,
+        byte_fallback=True,
+        character_coverage=1.0,
+        normalization_rule_name="identity",
+        add_dummy_prefix=False,
+        remove_extra_whitespaces=False,
+        allow_whitespace_only_pieces=True,
+        split_by_whitespace=False,
+        treat_whitespace_as_suffix=True,
+        hard_vocab_limit=False,
+        max_sentence_length=1 << 16,
+        pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
+        num_threads=2,
+        minloglevel=2,
+    )
+    (out_dir / MODEL_FILE).write_bytes(model.getvalue())
+    tokenizer = Tokenizer.load(out_dir)
+    meta = {"vocab_size": tokenizer.vocab_size, "model_type": model_type, "sha256": tokenizer.sha256,
+            "sentencepiece": spm.__version__}
+    (out_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    return out_dir
+
+
+class Tokenizer:
+    """Encode and decode model text; lossless for any text without the reserved private characters."""
+
+    def __init__(self, model_proto: bytes) -> None:
+        self._sp = spm.SentencePieceProcessor(model_proto=model_proto)
+        self.sha256 = hashlib.sha256(model_proto).hexdigest()
+        self.vocab_size: int = self._sp.get_piece_size()
+        self.pad_id, self.bos_id, self.eos_id = PAD_ID, BOS_ID, EOS_ID
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Tokenizer:
+        path = Path(directory) / MODEL_FILE
+        if not path.exists():
+            raise FileNotFoundError(f"{path} is missing: run `dvc repro tokenizer` first")
+        return cls(path.read_bytes())
+
+    def encode(self, text: str) -> list[int]:
+        return self._sp.encode(to_pieces_text(text))
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        return self._sp.encode([to_pieces_text(t) for t in texts], num_threads=2)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        specials = (PAD_ID, BOS_ID, EOS_ID)
+        return from_pieces_text(self._sp.decode([i for i in ids if i not in specials]))
+
+    def piece(self, token_id: int) -> str:
+        return self._sp.id_to_piece(token_id)
+
+    def number_id(self, number: int) -> int:
+        """The single token of lotto number ``number``."""
+        return self._sp.piece_to_id(chr(_NUMBER_BASE + number))
+
+
+def case_tokens(tokenizer: Tokenizer, prompt: str, completion: str) -> int:
+    """Tokens of one training sequence: BOS + prompt + completion + EOS."""
+    return len(tokenizer.encode(prompt)) + len(tokenizer.encode(completion)) + 2
+
+
+def extreme_cases(n_tickets: int) -> list[kata.Case]:
+    """Cases whose rendering is as long as ``n_tickets`` tickets allow (longest rates and counts)."""
+    winning, bonus = (1, 2, 3, 4, 5, 6), 7
+    six = tuple([winning] * n_tickets)
+    five_bonus = tuple([(1, 2, 3, 4, 5, 7)] * n_tickets)
+    bonus_misses = tuple([(7, 40, 41, 42, 43, 44)] * n_tickets)
+    return [kata.Case(t, winning, bonus) for t in (six, five_bonus, bonus_misses)]
+
+
+def longest_case_tokens(tokenizer: Tokenizer, max_tickets: int, answer_format: str) -> int:
+    """The most tokens a case with at most ``max_tickets`` tickets can take in ``answer_format``."""
+    return max(case_tokens(tokenizer, formats.render_prompt(c), formats.render_completion(c, answer_format))
+               for c in extreme_cases(max_tickets))
+
+
+def train_from_corpus(params: TokenizerParams, corpus_dir: str | Path, out_dir: str | Path,
+                      answer_format: str, max_tickets: int) -> dict:
+    """Train on the train split's model text and measure tokens per case on every split."""
+    import numpy as np
+    import polars as pl
+
+    from lottogpt.data import SPLITS
+
+    corpus_dir = Path(corpus_dir)
+    train_frame = pl.read_parquet(corpus_dir / "train.parquet", n_rows=params.sample_cases)
+    texts = [p + c for p, c in zip(train_frame["model_prompt"], train_frame["model_completion"], strict=True)]
+    train(texts, out_dir, params.vocab_size, params.model_type)
+    tokenizer = Tokenizer.load(out_dir)
+    metrics: dict = {"vocab_size": tokenizer.vocab_size,
+                     "longest_allowed_case": longest_case_tokens(tokenizer, max_tickets, answer_format)}
+    for split in SPLITS:
+        frame = pl.read_parquet(corpus_dir / f"{split}.parquet", columns=["model_prompt", "model_completion",
+                                                                          "n_tickets"])
+        prompts = tokenizer.encode_batch(frame["model_prompt"].to_list())
+        completions = tokenizer.encode_batch(frame["model_completion"].to_list())
+        lengths = np.array([len(p) + len(c) + 2 for p, c in zip(prompts, completions, strict=True)])
+        tickets = frame["n_tickets"].to_numpy()
+        metrics[split] = {
+            "tokens_mean": round(float(lengths.mean()), 1),
+            "tokens_p50": int(np.median(lengths)),
+            "tokens_max": int(lengths.max()),
+            "tokens_per_ticket": round(float(lengths.sum() / tickets.sum()), 1),
+            "completion_tokens_mean": round(float(np.mean([len(c) + 1 for c in completions])), 1),
+        }
+    return metrics

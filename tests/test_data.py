@@ -1,0 +1,95 @@
+"""The corpus: determinism, disjoint splits, stratification, schema, speed figure."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import polars as pl
+
+from lottogpt import data, formats, kata
+from lottogpt.params import DataParams
+
+from .conftest import TINY
+
+
+def _digest(directory: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.glob("*.parquet"))}
+
+
+def test_same_params_same_bytes(tmp_path: Path, tiny_corpus: Path) -> None:
+    data.write_corpus(TINY, tmp_path / "again", workers=2)
+    assert _digest(tmp_path / "again") == _digest(tiny_corpus)
+    assert len(_digest(tiny_corpus)) == 4
+
+
+def test_other_seed_other_bytes(tmp_path: Path, tiny_corpus: Path) -> None:
+    other = DataParams(**{**TINY.__dict__, "seed": 8})
+    data.write_corpus(other, tmp_path, workers=1)
+    assert _digest(tmp_path)["train.parquet"] != _digest(tiny_corpus)["train.parquet"]
+
+
+def test_splits_are_disjoint_and_sized(tiny_corpus: Path) -> None:
+    keys: dict[str, set] = {}
+    for split in data.SPLITS:
+        frame = data.read_split(tiny_corpus, split)
+        assert len(frame) == data.split_size(TINY, split)
+        cases = data.frame_cases(frame)
+        keys[split] = set(cases)
+        assert len(keys[split]) == len(cases)
+    for a in data.SPLITS:
+        for b in data.SPLITS:
+            if a < b:
+                assert not keys[a] & keys[b], (a, b)
+
+
+def test_duplicates_are_redrawn() -> None:
+    # One ticket that always shares all six numbers: few distinct cases exist, so collisions happen.
+    params = DataParams(seed=1, n_train=300, n_val=20, n_test=20, n_test_natural=5, min_tickets=1, max_tickets=1,
+                        match_weights=[0, 0, 0, 0, 0, 0, 1])
+    splits = data.generate_cases(params)
+    all_cases = [c for cases in splits.values() for c in cases]
+    assert len(set(all_cases)) == len(all_cases)
+
+
+def test_schema_and_rendering(tiny_corpus: Path) -> None:
+    frame = data.read_split(tiny_corpus, "test")
+    for column in ("id", "n_tickets", "tickets", "winning", "bonus", "prompt", "completion", "count_3", "count_4",
+                   "count_5", "count_5_bonus", "count_6", "return_rate", "model_prompt", "model_completion"):
+        assert column in frame.columns
+    row = frame.row(0, named=True)
+    case = kata.Case(tuple(tuple(t) for t in row["tickets"]), tuple(row["winning"]), row["bonus"])
+    assert row["prompt"] == kata.render_transcript(case)
+    assert row["prompt"].endswith("---\n")
+    assert row["completion"] == kata.score(case).output
+    assert row["model_prompt"] == formats.render_prompt(case)
+    assert row["model_completion"] == formats.render_completion(case, TINY.answer_format)
+    assert row["n_tickets"] == len(case.tickets)
+    assert frame["n_tickets"].min() >= TINY.min_tickets and frame["n_tickets"].max() <= TINY.max_tickets
+
+
+def test_every_ticket_is_valid(tiny_corpus: Path) -> None:
+    for split in data.SPLITS:
+        for case in data.frame_cases(data.read_split(tiny_corpus, split)):
+            assert kata.Case.create(case.tickets, case.winning, case.bonus) == case
+
+
+def test_stratification_reaches_every_rank() -> None:
+    params = DataParams(seed=3, n_train=3000, n_val=10, n_test=10, n_test_natural=300)
+    frame = data.to_frame("train", data.generate_cases(params)["train"], "direct")
+    stats = data.split_stats(frame)
+    # With uniform match weights and up to 10 tickets, each rank shows up in a large share of cases.
+    for rank in ("3", "4", "5", "6"):
+        assert stats["rank_share"][rank] > 0.3, stats
+    assert stats["rank_share"]["5+bonus"] > 0.1, stats
+    counts = pl.concat([frame[c] for c in ("count_3", "count_4", "count_5", "count_5_bonus", "count_6")])
+    assert counts.n_unique() >= 5  # count values 0..4+ are all frequent
+
+
+def test_natural_split_is_uniform() -> None:
+    params = DataParams(seed=3, n_train=10, n_val=10, n_test=10, n_test_natural=2000)
+    frame = data.to_frame("test_natural", data.generate_cases(params)["test_natural"], "direct")
+    tickets = int(frame["n_tickets"].sum())
+    share_three = int(frame["count_3"].sum()) / tickets
+    assert 0.01 < share_three < 0.04  # P(3 matches) of a uniform ticket is about 2.2%
+    assert int(frame["count_6"].sum()) == 0

@@ -1,0 +1,81 @@
+"""The number-aware tokenizer: one piece per lotto number, digits elsewhere, lossless."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lottogpt import data, formats, kata, tokenizer
+from lottogpt.params import TokenizerParams
+
+from .conftest import TINY
+
+
+@pytest.fixture(scope="module")
+def tok(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tokenizer.Tokenizer:
+    out = tmp_path_factory.mktemp("tok")
+    metrics = tokenizer.train_from_corpus(TokenizerParams(vocab_size=512, sample_cases=400), tiny_corpus, out,
+                                          TINY.answer_format, TINY.max_tickets)
+    assert metrics["test"]["tokens_max"] <= metrics["longest_allowed_case"]
+    return tokenizer.Tokenizer.load(out)
+
+
+def test_lossless_on_every_split(tok: tokenizer.Tokenizer, tiny_corpus: Path) -> None:
+    for split in data.SPLITS:
+        frame = data.read_split(tiny_corpus, split)
+        for column in ("prompt", "completion", "model_prompt", "model_completion"):
+            for text in frame[column]:
+                assert tok.decode(tok.encode(text)) == text
+
+
+def test_lossless_on_odd_text(tok: tokenizer.Tokenizer) -> None:
+    for text in ["", "\n\n", "  two  spaces ", "07,08", "[99, 100]", "한국어 ✓ emoji 🎉", "1,2,3,4,5,6\n7\n",
+                 formats.TOOL_CALL, "①[1, 2, 3, 4, 5, 6]"]:
+        assert tok.decode(tok.encode(text)) == text
+
+
+def test_reserved_characters_are_refused(tok: tokenizer.Tokenizer) -> None:
+    with pytest.raises(ValueError, match="private-use"):
+        tok.encode("\ue001")
+
+
+def test_each_lotto_number_is_one_piece_everywhere(tok: tokenizer.Tokenizer, tiny_corpus: Path) -> None:
+    """In tickets, the winning line, the bonus line and work lines, number n is always token number_id(n)."""
+    number_ids = {tok.number_id(n): n for n in range(1, 46)}
+    assert len(number_ids) == 45
+    frame = data.read_split(tiny_corpus, "test")
+    for case, prompt, completion in zip(data.frame_cases(frame), frame["model_prompt"], frame["model_completion"],
+                                        strict=True):
+        ids = tok.encode(prompt)
+        seen = [number_ids[i] for i in ids if i in number_ids]
+        expected = [*case.winning, case.bonus, *(n for t in case.tickets for n in t), *case.winning, case.bonus]
+        assert seen == expected
+        work = [number_ids[i] for i in tok.encode(completion) if i in number_ids]
+        assert work == [n for t in case.tickets for n in t]
+        plain = [number_ids[i] for i in tok.encode(kata.render_transcript(case)) if i in number_ids]
+        assert plain == [n for t in case.tickets for n in t] + [*case.winning, case.bonus]
+
+
+def test_amounts_counts_and_rates_are_digits(tok: tokenizer.Tokenizer) -> None:
+    pieces = [tok.piece(i) for i in tok.encode("10000\n총 수익률은 15,150.0%입니다.\n3개 일치 (5,000원) - 12개")]
+    for digits in ("10000", "15150", "12"):
+        for d in digits:
+            assert d in pieces
+    assert all(len(p.strip("▁")) <= 1 for p in pieces if any(c.isdigit() for c in p))
+
+
+def test_fixed_texts_are_single_pieces(tok: tokenizer.Tokenizer) -> None:
+    for text in kata.FIXED_TEXTS:
+        assert len(tok.encode(text)) == 1, text
+
+
+def test_special_ids() -> None:
+    assert (tokenizer.PAD_ID, tokenizer.UNK_ID, tokenizer.BOS_ID, tokenizer.EOS_ID) == (0, 1, 2, 3)
+
+
+def test_longest_case_bounds_the_data(tok: tokenizer.Tokenizer, tiny_corpus: Path) -> None:
+    longest = tokenizer.longest_case_tokens(tok, TINY.max_tickets, TINY.answer_format)
+    frame = data.read_split(tiny_corpus, "train")
+    for prompt, completion in zip(frame["model_prompt"], frame["model_completion"], strict=True):
+        assert tokenizer.case_tokens(tok, prompt, completion) <= longest
