@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lottogpt import data
-from lottogpt.params import DataParams
+from lottogpt.params import DataParams, Params
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_EXAMPLE = ROOT.parent / "shared" / "kata" / "official_example.json"
@@ -27,7 +27,7 @@ def official() -> dict:
             "error_examples": {"1000j": "[ERROR]", "1200": "[ERROR]"}}
 
 
-TINY = DataParams(seed=7, n_train=400, n_val=40, n_test=60, n_test_natural=60, min_tickets=1, max_tickets=4)
+TINY = DataParams(seed=7, n_train=400, n_val=40, n_test=60, n_test_natural=60, min_tickets=1, max_tickets=8)
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +35,35 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("corpus")
     data.write_corpus(TINY, out, workers=1)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from lottogpt import tokenizer
+    from lottogpt.params import TokenizerParams
+
+    out = tmp_path_factory.mktemp("tokenizer")
+    tokenizer.train_from_corpus(TokenizerParams(sample_cases=400), tiny_corpus, out, TINY.answer_format,
+                                TINY.max_tickets)
+    return out
+
+
+def tiny_params(**train_overrides: object) -> Params:
+    """Params of a model small enough to train in seconds (not to be accurate)."""
+    from lottogpt.params import ModelParams, TrainParams
+
+    train = TrainParams(max_steps=6, batch_tokens=2048, warmup_steps=2, eval_interval=3, eval_cases=4,
+                        checkpoint_interval=3, threads=1)
+    for key, value in train_overrides.items():
+        setattr(train, key, value)
+    return Params(data=TINY, model=ModelParams(n_layer=1, n_head=2, n_embd=32, block_size=512), train=train)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_corpus: Path, tiny_tokenizer: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real checkpoint folder (model.safetensors, config.json, tokenizer.model) of an untrained-ish model."""
+    from lottogpt import train
+
+    out = tmp_path_factory.mktemp("checkpoint")
+    train.train(tiny_params(), tiny_corpus, tiny_tokenizer, out / "checkpoint", out / "results")
+    return out / "checkpoint"

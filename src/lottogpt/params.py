@@ -40,7 +40,7 @@ class DataParams:
 
 @dataclass
 class TokenizerParams:
-    vocab_size: int = 384
+    vocab_size: int = 512
     model_type: str = "bpe"
     sample_cases: int = 20_000
 
