@@ -351,9 +351,19 @@ def train(params: Params, corpus_dir: str | Path, tokenizer_dir: str | Path, out
     if dist_info.world_size > 1:
         import torch.distributed as dist
 
+        # DDP keeps replicas identical; printing each rank's digest makes that checkable.
+        log(f"rank {dist_info.rank} weights sha256 {weights_sha256(raw_model)}")
         dist.barrier()
         dist.destroy_process_group()
     return metrics
+
+
+def weights_sha256(model: torch.nn.Module) -> str:
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _progress(enabled: bool) -> Callable[[int, int, float, float, float, dict], None]:

@@ -1,0 +1,190 @@
+"""Training: loss masking, overfitting a few cases, resuming after SIGKILL, DDP on gloo, params casting."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from ruamel.yaml import YAML
+
+from lottogpt import data, kata, params, tokenizer, train
+from lottogpt.inference import ModelEngine
+from lottogpt.params import DataParams, ModelParams, Params, TokenizerParams, TrainParams
+
+from .conftest import ROOT, TINY, tiny_params
+
+
+def test_loss_is_masked_to_the_completion(tiny_corpus: Path, tiny_tokenizer: Path) -> None:
+    tok = tokenizer.Tokenizer.load(tiny_tokenizer)
+    encoded = train.Encoded(tok, data.read_split(tiny_corpus, "val"), block_size=512)
+    x, y = train.make_batch(encoded, np.array([0, 1]))
+    for row in range(2):
+        prompt_len = encoded.prompt_length(row)
+        sequence = encoded.tokens(row)
+        assert (y[row, : prompt_len - 1] == train.IGNORE).all()
+        targets = y[row][y[row] != train.IGNORE].tolist()
+        assert targets == sequence[prompt_len:].tolist()  # the completion and EOS, nothing else
+        assert tok.decode(targets) == encoded.completions[row]
+        assert x[row, 0] == tok.bos_id
+
+
+def test_loss_ignores_prompt_tokens(tiny_corpus: Path, tiny_tokenizer: Path) -> None:
+    """Changing the targets of prompt positions does not change the loss."""
+    from lottogpt.model import GPT, GPTConfig
+
+    tok = tokenizer.Tokenizer.load(tiny_tokenizer)
+    encoded = train.Encoded(tok, data.read_split(tiny_corpus, "val"), block_size=512)
+    x, y = train.make_batch(encoded, np.array([0]))
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_layer=1, n_head=2, n_embd=16))
+    base = train.completion_loss(model, x, y)
+    x2 = x.clone()
+    x2[0, 1] = (x2[0, 1] + 1) % tok.vocab_size  # a prompt token: the loss changes only through attention
+    y2 = y.clone()
+    y2[0, 0] = train.IGNORE
+    assert torch.equal(train.completion_loss(model, x, y2), base)
+
+
+def _corpus_and_tokenizer(tmp_path: Path, data_params: DataParams) -> tuple[Path, Path]:
+    corpus = tmp_path / "data" / "corpus"
+    data.write_corpus(data_params, corpus, workers=1)
+    tok_dir = tmp_path / "models" / "tokenizer"
+    tokenizer.train_from_corpus(TokenizerParams(), corpus, tok_dir, data_params.answer_format,
+                                data_params.max_tickets)
+    return corpus, tok_dir
+
+
+def test_overfits_a_few_cases_to_exact_match(tmp_path: Path) -> None:
+    few = DataParams(seed=5, n_train=4, n_val=4, n_test=2, n_test_natural=2, min_tickets=1, max_tickets=1)
+    corpus, tok_dir = _corpus_and_tokenizer(tmp_path, few)
+    p = Params(data=few, model=ModelParams(n_layer=2, n_head=2, n_embd=64, block_size=128),
+               train=TrainParams(max_steps=250, batch_tokens=512, lr=3e-3, warmup_steps=10, eval_interval=1000,
+                                 checkpoint_interval=1000, eval_cases=4, threads=1, weight_decay=0.0))
+    metrics = train.train(p, corpus, tok_dir, tmp_path / "ck", tmp_path / "results")
+    assert metrics["final_loss"] < 0.05
+    engine = ModelEngine(tmp_path / "ck")
+    cases = data.frame_cases(data.read_split(corpus, "train"))
+    answers = engine.predict(cases)
+    assert [a.output for a in answers] == [kata.score(c).output for c in cases]
+    assert (tmp_path / "results" / "curve.csv").exists()
+    assert not (tmp_path / "ck" / train.STATE_FILE).exists()  # a finished run leaves no optimizer state
+
+
+def _workdir(tmp_path: Path, corpus: Path, tok_dir: Path, p: Params) -> Path:
+    work = tmp_path / "work"
+    (work / "data").mkdir(parents=True)
+    (work / "models").mkdir()
+    os.symlink(corpus, work / "data" / "corpus")
+    os.symlink(tok_dir, work / "models" / "tokenizer")
+    raw = {name: dict(vars(getattr(p, name))) for name in ("data", "tokenizer", "model", "train", "evaluate")}
+    with open(work / "params.yaml", "w") as handle:
+        YAML().dump(raw, handle)
+    return work
+
+
+def _env() -> dict:
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PYTHONUNBUFFERED": "1"}
+
+
+def test_sigkilled_run_resumes_from_its_checkpoint(tmp_path: Path, tiny_corpus: Path, tiny_tokenizer: Path) -> None:
+    p = tiny_params(max_steps=60, checkpoint_interval=5, eval_interval=1000)
+    p.model = ModelParams(n_layer=2, n_head=2, n_embd=64, block_size=512)
+    work = _workdir(tmp_path, tiny_corpus, tiny_tokenizer, p)
+    script = str(ROOT / "pipeline" / "train.py")
+    state = work / "models" / "checkpoint" / train.STATE_FILE
+    process = subprocess.Popen([sys.executable, script], cwd=work, env=_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 60
+    while not state.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.01)
+    assert process.poll() is None, "the run finished before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    saved = torch.load(state, weights_only=True)["step"]
+    assert 5 <= saved < 60
+    resumed = subprocess.run([sys.executable, script], cwd=work, env=_env(), capture_output=True, text=True,
+                             timeout=120, check=True)
+    assert f"resuming from step {saved}" in resumed.stdout
+    metrics = json.loads((work / "results" / "train" / "metrics.json").read_text())
+    assert metrics["steps"] == 60
+    curve = (work / "results" / "train" / "curve.csv").read_text().splitlines()[1:]
+    assert [int(line.split(",")[0]) for line in curve] == list(range(1, 61))
+
+    # The resumed run ends with the same weights as one that was never interrupted.
+    fresh = tmp_path / "fresh"
+    train.train(p, tiny_corpus, tiny_tokenizer, fresh / "ck", fresh / "results")
+    a, _, _ = __import__("lottogpt.checkpoint", fromlist=["load"]).load(work / "models" / "checkpoint")
+    b, _, _ = __import__("lottogpt.checkpoint", fromlist=["load"]).load(fresh / "ck")
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.allclose(x, y, atol=1e-6), name
+
+
+def test_a_checkpoint_of_other_params_is_not_resumed(tmp_path: Path, tiny_corpus: Path,
+                                                     tiny_tokenizer: Path) -> None:
+    out = tmp_path / "ck"
+    out.mkdir()
+    torch.save({"fingerprint": "other", "step": 3}, out / train.STATE_FILE)
+    metrics = train.train(tiny_params(max_steps=3), tiny_corpus, tiny_tokenizer, out, tmp_path / "r")
+    assert metrics["steps"] == 3
+
+
+def test_ddp_on_gloo_keeps_ranks_identical(tmp_path: Path, tiny_corpus: Path, tiny_tokenizer: Path) -> None:
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    assert torchrun
+    p = tiny_params(max_steps=4, checkpoint_interval=1000, eval_interval=1000)
+    work = _workdir(tmp_path, tiny_corpus, tiny_tokenizer, p)
+    run = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", str(ROOT / "pipeline" / "train.py")],
+                         cwd=work, env={**_env(), "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                         timeout=180, check=False)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    digests = {line.split()[1]: line.split()[-1] for line in run.stdout.splitlines() if "weights sha256" in line}
+    assert set(digests) == {"0", "1"}, run.stdout
+    assert digests["0"] == digests["1"]
+    assert json.loads((work / "results" / "train" / "metrics.json").read_text())["world_size"] == 2
+
+
+def test_block_size_too_small_is_refused_with_the_params_to_change(tiny_corpus: Path, tiny_tokenizer: Path,
+                                                                   tmp_path: Path) -> None:
+    p = tiny_params()
+    p.model.block_size = 64
+    with pytest.raises(train.TrainError, match=r"model\.block_size.*data\.max_tickets"):
+        train.train(p, tiny_corpus, tiny_tokenizer, tmp_path / "ck", tmp_path / "r")
+
+
+def test_yaml_1_2_floats_from_dvc_exp_set_param(tmp_path: Path) -> None:
+    """`dvc exp run -S train.lr=3e-4` writes `lr: 3e-4`, a string to YAML 1.1 readers."""
+    text = (ROOT / "params.yaml").read_text().replace("lr: 0.002", "lr: 3e-4").replace("min_lr: 0.0001",
+                                                                                        "min_lr: '1e-5'")
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    loaded = params.load(path)
+    assert loaded.train.lr == pytest.approx(3e-4)
+    assert loaded.train.min_lr == pytest.approx(1e-5)
+    assert isinstance(loaded.model.n_layer, int)
+
+
+def test_bad_params_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text((ROOT / "params.yaml").read_text().replace("n_layer: 4", "n_layer: four"))
+    with pytest.raises(params.ParamsError, match="params.model.n_layer"):
+        params.load(path)
+    path.write_text((ROOT / "params.yaml").read_text().replace("n_layer: 4", "n_layers: 4"))
+    with pytest.raises(params.ParamsError, match="n_layers"):
+        params.load(path)
+    path.write_text((ROOT / "params.yaml").read_text().replace("max_tickets: 10", "max_tickets: 99"))
+    with pytest.raises(params.ParamsError, match="max_tickets"):
+        params.load(path)
+
+
+def test_default_params_load() -> None:
+    loaded = params.load(ROOT / "params.yaml")
+    assert loaded.data.max_tickets >= 10
+    assert TINY.max_tickets <= loaded.data.max_tickets
