@@ -7,7 +7,8 @@ from lottogpt.inference import ModelEngine
 
 if __name__ == "__main__":
     p = params.load()
-    engine = ModelEngine("models/checkpoint", device=p.train.device, batch_size=p.evaluate.batch_size)
+    engine = ModelEngine("models/checkpoint", device=p.train.device, batch_size=p.evaluate.batch_size,
+                         threads=p.evaluate.threads)
     metrics = evaluate.evaluate(engine, "data/corpus", "results/eval", max_cases=p.evaluate.max_cases,
                                 device=str(engine.device))
     print(json.dumps(metrics, indent=2))

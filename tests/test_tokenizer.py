@@ -79,3 +79,23 @@ def test_longest_case_bounds_the_data(tok: tokenizer.Tokenizer, tiny_corpus: Pat
     frame = data.read_split(tiny_corpus, "train")
     for prompt, completion in zip(frame["model_prompt"], frame["model_completion"], strict=True):
         assert tokenizer.case_tokens(tok, prompt, completion) <= longest
+
+
+def test_worksheet_feeder_forces_exactly_the_fed_tokens(tok: tokenizer.Tokenizer, tiny_corpus: Path) -> None:
+    """Replaying the reference completion through the feeder: it forces every marker and number, and only them."""
+    from lottogpt.inference import WorksheetFeeder
+
+    fed_ids = tok.fed_ids
+    for case in data.frame_cases(data.read_split(tiny_corpus, "test")):
+        tokens = tok.encode(formats.render_completion(case, "worksheet"))
+        feeder = WorksheetFeeder(tok, case)
+        forced_positions = []
+        for position, token in enumerate(tokens):
+            forced = feeder.forced()
+            if forced is not None:
+                assert forced == token
+                forced_positions.append(position)
+            feeder.observe(token)
+        assert forced_positions == [i for i, t in enumerate(tokens) if t in fed_ids]
+        assert len(forced_positions) == 7 * len(case.tickets)
+        assert feeder.phase == "free"

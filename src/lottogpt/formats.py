@@ -13,7 +13,11 @@ Answer formats (``data.answer_format``):
 * ``scratchpad``: first one work line per ticket, the ticket copied number by number with a flag
   after each number (``+`` a winning number, ``b`` the bonus, ``.`` neither) and its match count
   (``=5b`` for five plus the bonus), then the six lines.
-* ``tool``: as ``scratchpad``, but the rate line holds the call ``⟨rate⟩``, which the runtime fills in
+* ``worksheet``: the same text as ``scratchpad``, but the ticket markers and numbers in the work
+  lines are *input*: the runtime writes each of them into the sequence (they get no loss in training)
+  and the model writes only the flags, the counts and the six lines. Copying the right ticket among
+  many was the obstacle measured in calibration; the numbers are known, so they are fed, not recalled.
+* ``tool``: as ``worksheet``, but the rate line holds the call ``⟨rate⟩``, which the runtime fills in
   from the model's own count lines (a calculator; such results are reported apart from the model's).
 
 The user always sees only the six lines; the work lines are shown on request.
@@ -26,7 +30,9 @@ from collections.abc import Sequence
 
 from lottogpt import kata
 
-ANSWER_FORMATS = ("direct", "scratchpad", "tool")
+ANSWER_FORMATS = ("direct", "scratchpad", "worksheet", "tool")
+# Formats whose work lines hold the ticket numbers as input that the runtime feeds in.
+FED_FORMATS = ("worksheet", "tool")
 TOOL_CALL = "⟨rate⟩"
 FLAG_WINNING, FLAG_BONUS, FLAG_MISS = "+", "b", "."
 
@@ -82,6 +88,7 @@ def render_completion(case: kata.Case, answer_format: str, result: kata.Result |
     lines = (result or kata.score(case)).lines
     if answer_format == "direct":
         return "\n".join(lines)
+    # scratchpad, worksheet and tool share the work lines; they differ in who writes what.
     work = [work_line(case, i) for i in range(1, len(case.tickets) + 1)]
     if answer_format == "tool":
         lines[-1] = f"총 수익률은 {TOOL_CALL}%입니다."

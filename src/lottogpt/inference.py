@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 
 from lottogpt import formats, kata
 from lottogpt.decode import greedy_decode
+
+if TYPE_CHECKING:
+    from lottogpt.model import GPT
+    from lottogpt.tokenizer import Tokenizer
 
 
 @dataclass
@@ -59,6 +63,48 @@ def prediction_from_completion(completion: str, n_tickets: int) -> Prediction:
     return Prediction("\n".join(filled), counts, rate, work, tool_used)
 
 
+class WorksheetFeeder:
+    """Feeds a case's ticket markers and numbers into its work lines; the model writes everything else.
+
+    A work line is ``marker N1 flag N2 flag ... N6 flag(+" =") count [b] newline``: the marker and the
+    numbers are input, the flags, the count and the newline are the model's.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, case: kata.Case) -> None:
+        self.tickets = [(tokenizer.marker_id(i), [tokenizer.number_id(n) for n in ticket])
+                        for i, ticket in enumerate(case.tickets, start=1)]
+        self.newline_id = tokenizer.newline_id
+        self.ticket, self.fed, self.phase = 0, 0, "marker"
+
+    def forced(self) -> int | None:
+        if self.phase == "marker":
+            return self.tickets[self.ticket][0]
+        if self.phase == "number":
+            return self.tickets[self.ticket][1][self.fed]
+        return None
+
+    def observe(self, token: int) -> None:
+        if self.phase == "marker":
+            self.phase = "number"
+        elif self.phase == "number":
+            self.fed += 1
+            self.phase = "flag"
+        elif self.phase == "flag":
+            self.phase = "number" if self.fed < kata.NUMBERS_PER_TICKET else "tail"
+        elif self.phase == "tail" and token == self.newline_id:
+            self.ticket, self.fed = self.ticket + 1, 0
+            self.phase = "marker" if self.ticket < len(self.tickets) else "free"
+
+
+def complete(model: GPT, tokenizer: Tokenizer, cases: list[kata.Case], answer_format: str,
+             batch_size: int = 64) -> list[str]:
+    """The model's completions (work lines and answer) for ``cases``, greedy, in ``answer_format``."""
+    prompts = [[tokenizer.bos_id, *tokenizer.encode(formats.render_prompt(c))] for c in cases]
+    feeders = [WorksheetFeeder(tokenizer, c) for c in cases] if answer_format in formats.FED_FORMATS else None
+    outputs = greedy_decode(model, prompts, tokenizer.eos_id, batch_size, feeders=feeders)
+    return [tokenizer.decode(tokens) for tokens in outputs]
+
+
 class Engine(Protocol):
     name: str
 
@@ -99,15 +145,20 @@ class ModelEngine:
 
     name = "model"
 
-    def __init__(self, directory: str | Path, device: str = "auto", batch_size: int = 64) -> None:
+    def __init__(self, directory: str | Path, device: str = "auto", batch_size: int = 64,
+                 threads: int = 0) -> None:
         from lottogpt import checkpoint
 
+        if threads > 0:
+            # Decoding runs many small matrix products; one CPU thread avoids spin-waiting on a busy machine.
+            torch.set_num_threads(threads)
         self.directory = Path(directory)
         self.device = pick_device(device)
         self.model, self.tokenizer, self.config = checkpoint.load(self.directory, self.device)
         self.batch_size = batch_size
         self.min_tickets = int(self.config.get("min_tickets", 1))
         self.max_tickets = int(self.config.get("max_tickets", formats.MAX_TICKETS))
+        self.answer_format = str(self.config.get("answer_format", "scratchpad"))
 
     def check(self, case: kata.Case) -> None:
         """Refuse a case outside the ticket range the model was trained on."""
@@ -120,9 +171,7 @@ class ModelEngine:
     def completions(self, cases: list[kata.Case]) -> list[str]:
         for case in cases:
             self.check(case)
-        prompts = [[self.tokenizer.bos_id, *self.tokenizer.encode(formats.render_prompt(c))] for c in cases]
-        outputs = greedy_decode(self.model, prompts, self.tokenizer.eos_id, self.batch_size)
-        return [self.tokenizer.decode(tokens) for tokens in outputs]
+        return complete(self.model, self.tokenizer, cases, self.answer_format, self.batch_size)
 
     def predict(self, cases: list[kata.Case]) -> list[Prediction]:
         texts = self.completions(cases)

@@ -53,7 +53,6 @@ class ModelParams:
     block_size: int = 512
     dropout: float = 0.0
     rope: bool = True
-    bias: bool = False
 
 
 @dataclass
@@ -82,6 +81,7 @@ class TrainParams:
 class EvaluateParams:
     batch_size: int = 64
     max_cases: int = 0  # 0 = the whole split
+    threads: int = 0  # CPU threads for decoding; 0 = torch default
 
 
 @dataclass

@@ -149,6 +149,20 @@ class Tokenizer:
         """The single token of lotto number ``number``."""
         return self._sp.piece_to_id(chr(_NUMBER_BASE + number))
 
+    def marker_id(self, index: int) -> int:
+        """The single token of the circled marker of ticket ``index`` (1-based)."""
+        return self._sp.piece_to_id(formats.ticket_marker(index))
+
+    @property
+    def newline_id(self) -> int:
+        return self._sp.piece_to_id(NEWLINE_CHAR)
+
+    @property
+    def fed_ids(self) -> frozenset[int]:
+        """Tokens that are input when they appear in work lines: lotto numbers and ticket markers."""
+        numbers = {self.number_id(n) for n in range(kata.NUMBER_MIN, kata.NUMBER_MAX + 1)}
+        return frozenset(numbers | {self.marker_id(i) for i in range(1, formats.MAX_TICKETS + 1)})
+
 
 def case_tokens(tokenizer: Tokenizer, prompt: str, completion: str) -> int:
     """Tokens of one training sequence: BOS + prompt + completion + EOS."""

@@ -26,9 +26,8 @@ import polars as pl
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from lottogpt import checkpoint, data, kata
-from lottogpt.decode import greedy_decode
-from lottogpt.inference import pick_device, prediction_from_completion
+from lottogpt import checkpoint, data, formats, kata
+from lottogpt.inference import complete, pick_device, prediction_from_completion
 from lottogpt.model import GPT, GPTConfig
 from lottogpt.params import Params
 from lottogpt.tokenizer import Tokenizer, longest_case_tokens
@@ -44,8 +43,11 @@ class TrainError(RuntimeError):
 class Encoded:
     """A split whose cases are tokenized on first use (BOS + prompt + completion + EOS)."""
 
-    def __init__(self, tokenizer: Tokenizer, frame: pl.DataFrame, block_size: int) -> None:
+    def __init__(self, tokenizer: Tokenizer, frame: pl.DataFrame, block_size: int, answer_format: str = "") -> None:
         self.tokenizer = tokenizer
+        # In fed formats the work lines' markers and numbers are input: they get no loss.
+        self.fed_ids = tokenizer.fed_ids if answer_format in formats.FED_FORMATS else frozenset()
+        self.fed_tensor = torch.tensor(sorted(self.fed_ids), dtype=torch.long)
         self.block_size = block_size
         self.prompts = frame["model_prompt"].to_list()
         self.completions = frame["model_completion"].to_list()
@@ -84,6 +86,8 @@ def make_batch(encoded: Encoded, indices: np.ndarray) -> tuple[torch.Tensor, tor
         x[row, : len(seq) - 1] = seq[:-1]
         start = encoded.prompt_length(i) - 1  # first target that is a completion token
         y[row, start : len(seq) - 1] = seq[start + 1 :]
+    if encoded.fed_ids:
+        y[torch.isin(y, encoded.fed_tensor)] = IGNORE
     return x, y
 
 
@@ -146,13 +150,12 @@ def evaluate_loss(model: GPT, encoded: Encoded, device: torch.device, batch_toke
     return total / max(count, 1)
 
 
-def exact_match(model: GPT, tokenizer: Tokenizer, encoded: Encoded, limit: int) -> float:
+def exact_match(model: GPT, tokenizer: Tokenizer, encoded: Encoded, limit: int, answer_format: str) -> float:
     """Share of the first ``limit`` cases whose decoded six lines equal the reference's."""
     cases = data.frame_cases(encoded.frame.head(limit))
-    prompts = [encoded.tokens(i)[: encoded.prompt_length(i)].tolist() for i in range(len(cases))]
-    outputs = greedy_decode(model, prompts, tokenizer.eos_id)
-    right = sum(prediction_from_completion(tokenizer.decode(o), len(c.tickets)).output == kata.score(c).output
-                for o, c in zip(outputs, cases, strict=True))
+    texts = complete(model, tokenizer, cases, answer_format)
+    right = sum(prediction_from_completion(t, len(c.tickets)).output == kata.score(c).output
+                for t, c in zip(texts, cases, strict=True))
     model.train()
     return right / max(len(cases), 1)
 
@@ -219,8 +222,9 @@ def train(params: Params, corpus_dir: str | Path, tokenizer_dir: str | Path, out
     tokenizer = Tokenizer.load(tokenizer_dir)
     train_path = Path(corpus_dir) / "train.parquet"
     columns = ["model_prompt", "model_completion", "n_tickets", "tickets", "winning", "bonus"]
-    train_set = Encoded(tokenizer, data.read_split(corpus_dir, "train", columns), params.model.block_size)
-    val_set = Encoded(tokenizer, data.read_split(corpus_dir, "val", columns), params.model.block_size)
+    fmt = params.data.answer_format
+    train_set = Encoded(tokenizer, data.read_split(corpus_dir, "train", columns), params.model.block_size, fmt)
+    val_set = Encoded(tokenizer, data.read_split(corpus_dir, "val", columns), params.model.block_size, fmt)
     longest = longest_case_tokens(tokenizer, params.data.max_tickets, params.data.answer_format)
     if longest > params.model.block_size:
         raise TrainError(f"a case of data.max_tickets={params.data.max_tickets} tickets can take {longest} tokens "
@@ -320,7 +324,8 @@ def train(params: Params, corpus_dir: str | Path, tokenizer_dir: str | Path, out
         row = {"step": done, "loss": round(value, 5), "lr": round(lr_at(step, params), 6)}
         if dist_info.main and (done % cfg.eval_interval == 0 or done == cfg.max_steps):
             row["val_loss"] = round(evaluate_loss(raw_model, val_set, device, cfg.batch_tokens), 5)
-            row["val_exact_match"] = round(exact_match(raw_model, tokenizer, val_set, cfg.eval_cases), 4)
+            row["val_exact_match"] = round(exact_match(raw_model, tokenizer, val_set, cfg.eval_cases,
+                                                       params.data.answer_format), 4)
         curve.append(row)
         if dist_info.main:
             rate = tokens_seen * dist_info.world_size / max(clock(), 1e-9)
