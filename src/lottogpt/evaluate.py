@@ -4,7 +4,8 @@ Per case: ``exact`` (all six lines right), each line, ``format_valid`` (the six 
 kata's form), ``counts_exact`` (all five counts), ``rate_exact`` and ``rate_consistent`` (the rate is
 right for the model's *own* counts: did it compute, or copy?). For the ``tool`` answer format the
 rate comes from a calculator; ``exact_match`` then counts only what the model wrote itself and
-``exact_match_tool`` counts the answer after the calculator.
+``exact_match_tool`` counts the answer after the calculator. ``work_exact`` (formats with work lines):
+every work line right, that is every flag and every per-ticket match count.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
-from lottogpt import data, kata
+from lottogpt import data, formats, kata
 from lottogpt.inference import Engine, Prediction
 
 LINE_NAMES = ("line_3", "line_4", "line_5", "line_5_bonus", "line_6", "line_rate")
@@ -42,6 +43,12 @@ class Scored:
     @property
     def exact(self) -> bool:
         return self.exact_with_tool and not self.prediction.tool_used
+
+    @property
+    def work_exact(self) -> bool:
+        """All work lines (flags and per-ticket counts) right; False for answers without work lines."""
+        want = [formats.work_line(self.case, i) for i in range(1, len(self.case.tickets) + 1)]
+        return self.prediction.work == want
 
     @property
     def counts_exact(self) -> bool:
@@ -91,6 +98,8 @@ def summarize(scored: list[Scored]) -> dict:
     }
     if any(s.prediction.tool_used for s in scored):
         metrics["exact_match_tool"] = _share([s.exact_with_tool for s in scored])
+    if any(s.prediction.work for s in scored):
+        metrics["work_exact"] = _share([s.work_exact for s in scored])
     for i, name in enumerate(LINE_NAMES):
         metrics[name] = _share([s.lines_right[i] for s in scored])
     return metrics
