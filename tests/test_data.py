@@ -62,7 +62,7 @@ def test_schema_and_rendering(tiny_corpus: Path) -> None:
     assert row["prompt"] == kata.render_transcript(case)
     assert row["prompt"].endswith("---\n")
     assert row["completion"] == kata.score(case).output
-    assert row["model_prompt"] == formats.render_prompt(case)
+    assert row["model_prompt"] == formats.render_prompt(case, TINY.answer_format)
     assert row["model_completion"] == formats.render_completion(case, TINY.answer_format)
     assert row["n_tickets"] == len(case.tickets)
     assert frame["n_tickets"].min() >= TINY.min_tickets and frame["n_tickets"].max() <= TINY.max_tickets

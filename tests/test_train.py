@@ -174,7 +174,7 @@ def test_yaml_1_2_floats_from_dvc_exp_set_param(tmp_path: Path) -> None:
 def test_bad_params_are_named(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
     path.write_text((ROOT / "params.yaml").read_text().replace("n_layer: 4", "n_layer: four"))
-    with pytest.raises(params.ParamsError, match="params.model.n_layer"):
+    with pytest.raises(params.ParamsError, match=r"params\.model\.n_layer"):
         params.load(path)
     path.write_text((ROOT / "params.yaml").read_text().replace("n_layer: 4", "n_layers: 4"))
     with pytest.raises(params.ParamsError, match="n_layers"):

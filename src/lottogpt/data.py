@@ -102,7 +102,7 @@ def case_columns(split: str, cases: list[kata.Case], answer_format: str, offset:
         counts = result.counts
         row = (
             f"{split}-{index:07d}", len(case.tickets), case.tickets, case.winning, case.bonus,
-            kata.render_transcript(case), result.output, formats.render_prompt(case),
+            kata.render_transcript(case), result.output, formats.render_prompt(case, answer_format),
             formats.render_completion(case, answer_format, result), counts["3"], counts["4"],
             counts["5"], counts["5+bonus"], counts["6"], result.total_prize, result.return_rate,
             top_rank(counts),

@@ -17,6 +17,8 @@ Answer formats (``data.answer_format``):
   lines are *input*: the runtime writes each of them into the sequence (they get no loss in training)
   and the model writes only the flags, the counts and the six lines. Copying the right ticket among
   many was the obstacle measured in calibration; the numbers are known, so they are fed, not recalled.
+  The prompt then leaves the ticket lines out (the tickets are read in the work lines), so the only
+  earlier occurrences of a number are in the winning and bonus lines and in earlier work lines.
 * ``tool``: as ``worksheet``, but the rate line holds the call ``⟨rate⟩``, which the runtime fills in
   from the model's own count lines (a calculator; such results are reported apart from the model's).
 
@@ -55,11 +57,16 @@ def ticket_marker(index: int) -> str:
     return _CIRCLED[index - 1]
 
 
-def render_prompt(case: kata.Case) -> str:
-    """The canonical model prompt for a case (ends with ``---\\n``)."""
+def render_prompt(case: kata.Case, answer_format: str = "scratchpad") -> str:
+    """The canonical model prompt for a case in ``answer_format`` (ends with ``---\\n``).
+
+    In the fed formats the tickets are written into the work lines, so the prompt leaves them out.
+    """
     if len(case.tickets) > MAX_TICKETS:
         raise ValueError(f"the model format holds at most {MAX_TICKETS} tickets, got {len(case.tickets)}")
     header = ",".join(map(str, case.winning)) + "\n" + str(case.bonus) + "\n"
+    if answer_format in FED_FORMATS:
+        return header + kata.render_transcript(case, ticket_lines=False)
     markers = _CIRCLED[: len(case.tickets)]
     return header + kata.render_transcript(case, markers)
 

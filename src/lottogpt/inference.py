@@ -99,7 +99,7 @@ class WorksheetFeeder:
 def complete(model: GPT, tokenizer: Tokenizer, cases: list[kata.Case], answer_format: str,
              batch_size: int = 64) -> list[str]:
     """The model's completions (work lines and answer) for ``cases``, greedy, in ``answer_format``."""
-    prompts = [[tokenizer.bos_id, *tokenizer.encode(formats.render_prompt(c))] for c in cases]
+    prompts = [[tokenizer.bos_id, *tokenizer.encode(formats.render_prompt(c, answer_format))] for c in cases]
     feeders = [WorksheetFeeder(tokenizer, c) for c in cases] if answer_format in formats.FED_FORMATS else None
     outputs = greedy_decode(model, prompts, tokenizer.eos_id, batch_size, feeders=feeders)
     return [tokenizer.decode(tokens) for tokens in outputs]

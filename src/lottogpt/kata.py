@@ -254,13 +254,16 @@ def format_ticket(ticket: Sequence[int]) -> str:
     return "[" + ", ".join(str(n) for n in ticket) + "]"
 
 
-def render_transcript(case: Case, ticket_prefixes: Sequence[str] | None = None) -> str:
+def render_transcript(case: Case, ticket_prefixes: Sequence[str] | None = None, ticket_lines: bool = True) -> str:
     """The console transcript up to and including ``---\\n``: the prompt of every case.
 
-    ``ticket_prefixes`` (one per ticket) is put before each ticket line; the model prompt uses it.
+    ``ticket_prefixes`` (one per ticket) is put before each ticket line; ``ticket_lines=False`` leaves
+    the ticket lines out. The model prompts use them.
     """
     lines = [AMOUNT_PROMPT, str(case.amount), "", f"{len(case.tickets)}{PURCHASED_SUFFIX}"]
-    if ticket_prefixes is None:
+    if not ticket_lines:
+        pass
+    elif ticket_prefixes is None:
         lines += [format_ticket(t) for t in case.tickets]
     else:
         lines += [p + format_ticket(t) for p, t in zip(ticket_prefixes, case.tickets, strict=True)]

@@ -180,7 +180,8 @@ def extreme_cases(n_tickets: int) -> list[kata.Case]:
 
 def longest_case_tokens(tokenizer: Tokenizer, max_tickets: int, answer_format: str) -> int:
     """The most tokens a case with at most ``max_tickets`` tickets can take in ``answer_format``."""
-    return max(case_tokens(tokenizer, formats.render_prompt(c), formats.render_completion(c, answer_format))
+    return max(case_tokens(tokenizer, formats.render_prompt(c, answer_format),
+                          formats.render_completion(c, answer_format))
                for c in extreme_cases(max_tickets))
 
 
