@@ -2,8 +2,10 @@
 
 The model prompt is the kata transcript with two changes, both rendered from :mod:`lottogpt.kata`:
 
-* the winning numbers and the bonus are restated on the first two lines, so that with causal
-  attention every ticket can already see them;
+* the winning numbers and the bonus are restated on the first line, in the notation of the work
+  lines (``1+ 2+ 3+ 4+ 5+ 6+ 7b``), so that with causal attention every ticket can already see them,
+  and so that the flag after a number in a work line is the token that followed that number before
+  (an induction lookup, the pattern small transformers learn first);
 * each ticket line starts with a circled index (``①[8, 21, ...]``, ``①``..``㊿``), so that the work
   for ticket *i* can find ticket *i* by a plain lookup.
 
@@ -47,6 +49,7 @@ _CIRCLED = (
 MAX_TICKETS = len(_CIRCLED)
 CIRCLED_CHARS = "".join(_CIRCLED)
 
+_HEADER_LINE = re.compile(r"\d{1,2}\+(?: \d{1,2}\+){5} \d{1,2}b")
 _WORK_LINE = re.compile(rf"[{CIRCLED_CHARS}]\d{{1,2}}[+b.](?: \d{{1,2}}[+b.]){{5}} =\db?")
 
 
@@ -64,11 +67,17 @@ def render_prompt(case: kata.Case, answer_format: str = "scratchpad") -> str:
     """
     if len(case.tickets) > MAX_TICKETS:
         raise ValueError(f"the model format holds at most {MAX_TICKETS} tickets, got {len(case.tickets)}")
-    header = ",".join(map(str, case.winning)) + "\n" + str(case.bonus) + "\n"
+    header = header_line(case) + "\n"
     if answer_format in FED_FORMATS:
         return header + kata.render_transcript(case, ticket_lines=False)
     markers = _CIRCLED[: len(case.tickets)]
     return header + kata.render_transcript(case, markers)
+
+
+def header_line(case: kata.Case) -> str:
+    """The winning numbers and the bonus in work-line notation: ``1+ 2+ 3+ 4+ 5+ 6+ 7b``."""
+    cells = [f"{n}{FLAG_WINNING}" for n in case.winning] + [f"{case.bonus}{FLAG_BONUS}"]
+    return " ".join(cells)
 
 
 def work_line(case: kata.Case, index: int) -> str:
@@ -104,6 +113,10 @@ def render_completion(case: kata.Case, answer_format: str, result: kata.Result |
 
 def is_work_line(line: str) -> bool:
     return _WORK_LINE.fullmatch(line) is not None
+
+
+def is_header_line(line: str) -> bool:
+    return _HEADER_LINE.fullmatch(line) is not None
 
 
 def split_work(completion: str) -> tuple[list[str], list[str]]:

@@ -43,7 +43,7 @@ _TICKET_LINE = re.compile(rf"[{formats.CIRCLED_CHARS}]?\[\d{{1,2}}(?:, \d{{1,2}}
 _WINNING_LINE = re.compile(r"\d{1,2}(?:,\d{1,2}){5}")
 _BONUS_LINE = re.compile(r"\d{1,2}")
 _ANY_NUMBER = re.compile(r"\d+")
-_WORK_NUMBER = re.compile(rf"(?<=[ {formats.CIRCLED_CHARS}])\d{{1,2}}(?=[+b.])")
+_WORK_NUMBER = re.compile(rf"(?<![^ {formats.CIRCLED_CHARS}])\d{{1,2}}(?=[+b.])")
 _TO_DIGITS = {chr(_NUMBER_BASE + n): str(n) for n in range(kata.NUMBER_MIN, kata.NUMBER_MAX + 1)}
 _TO_DIGITS[NEWLINE_CHAR] = "\n"
 _TO_DIGITS |= {char: text for text, char in _TO_PHRASE_CHAR.items()}
@@ -61,7 +61,7 @@ def _number_char(match: re.Match[str]) -> str:
 def _mark_line(line: str) -> str:
     if _TICKET_LINE.fullmatch(line) or _WINNING_LINE.fullmatch(line) or _BONUS_LINE.fullmatch(line):
         return _ANY_NUMBER.sub(_number_char, line)
-    if formats.is_work_line(line):
+    if formats.is_work_line(line) or formats.is_header_line(line):
         return _WORK_NUMBER.sub(_number_char, line)
     return line
 
