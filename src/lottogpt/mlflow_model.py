@@ -51,7 +51,9 @@ class LottoGPTModel(PythonModel):
 
         self.engine = ModelEngine(context.artifacts[CHECKPOINT_ARTIFACT])
 
-    def predict(self, context: PythonModelContext, model_input: Any, params: dict | None = None) -> list[dict]:
+    # No type hints on purpose: MLflow would infer a signature from them and override the logged one.
+    def predict(self, context, model_input, params=None):
+        """One answer dict per case, in the order of the cases."""
         from lottogpt.cli import predict_lines
 
         lines = [json.dumps(record) for record in records(model_input)]
