@@ -27,7 +27,8 @@ def official() -> dict:
             "error_examples": {"1000j": "[ERROR]", "1200": "[ERROR]"}}
 
 
-TINY = DataParams(seed=7, n_train=400, n_val=40, n_test=60, n_test_natural=60, min_tickets=1, max_tickets=8)
+TINY = DataParams(seed=7, n_train=400, n_val=40, n_test=60, n_test_natural=60, min_tickets=1, max_tickets=8,
+                  answer_format="scratchpad")
 
 
 @pytest.fixture(scope="session")

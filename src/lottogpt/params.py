@@ -35,7 +35,7 @@ class DataParams:
     # Weights of how many numbers (0..6) a stratified ticket shares with the winning numbers.
     match_weights: list[float] = field(default_factory=lambda: [1.0] * 7)
     bonus_prob: float = 0.3
-    answer_format: str = "scratchpad"
+    answer_format: str = "worksheet"
 
 
 @dataclass
