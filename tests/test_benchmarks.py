@@ -1,0 +1,94 @@
+"""Smoke tests of the scripts in benchmarks/: each runs with tiny sizes into a temporary results folder and
+writes its JSON with the machine description and positive figures. No timing is asserted."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+
+pytestmark = pytest.mark.slow
+
+
+def run_script(name: str, out: Path, *args: str, timeout: float = 120) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), "--out", str(out), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert str(out / f"{name}.json") in done.stdout  # the summary names the file it wrote
+    result = json.loads((out / f"{name}.json").read_text(encoding="utf-8"))
+    assert result["benchmark"] == name
+    machine = result["machine"]
+    for key in ("cpu_model", "cpu_count", "usable_cores", "torch", "torch_threads", "device", "timestamp"):
+        assert machine[key], key
+    assert machine["usable_cores"] >= 1 and machine["torch_threads"] >= 1
+    return result
+
+
+def test_train_throughput(tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    result = run_script("train_throughput", tmp_path, "--n-layer", "1", "--n-embd", "32", "--n-head", "2",
+                        "--context", "32", "--batch-rows", "2", "--warmup", "1", "--steps", "2", "--repeats", "2",
+                        "--threads", "1")
+    for side in ("ours", "hf_gpt2"):
+        assert result[side]["tokens_per_second"] > 0 and result[side]["step_ms"] > 0
+        assert len(result[side]["tokens_per_second_repeats"]) == 2
+        assert result[side]["parameters"] > 0
+    assert result["ratio"] > 0 and isinstance(result["meets_target"], bool)
+    assert result["config"]["batch_tokens"] == 64 and result["config"]["n_layer"] == 1
+
+
+def test_decode_latency(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    result = run_script("decode_latency", tmp_path, "--checkpoint", str(tiny_checkpoint), "--tickets", "2",
+                        "--warmup", "0", "--iters", "2", "--iters-no-cache", "1", "--batch-size", "2",
+                        "--batch-repeats", "1", "--batch-repeats-no-cache", "1", "--threads", "1")
+    config = result["config"]
+    assert config["prompt_tokens"] > 0 and config["decode_steps"] > 0 and config["reference_decode_steps"] > 0
+    assert result["checks"]["decoder_matches_engine"] is True
+    (run,) = result["runs"]
+    assert run["threads"] == 1
+    for mode in ("engine_predict", "cache", "no_cache"):
+        stats = run["batch_1"][mode]
+        assert stats["n"] >= 1 and 0 < stats["p50_ms"] <= stats["p95_ms"] <= stats["p99_ms"]
+        assert stats["per_token_ms"] > 0
+    assert run["batch_1"]["prefill"]["p50_ms"] > 0
+    for mode in ("cache", "no_cache"):
+        assert run["batched"][mode]["cases_per_second"] > 0
+    assert run["batched"]["batch_size"] == 2 and run["batched"]["kv_cache_speedup"] > 0
+    assert run["targets"]["batch_1_p50_ms"] > 0
+
+
+def test_decode_latency_without_checkpoint_says_what_to_do(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, str(BENCH / "decode_latency.py"), "--checkpoint", str(tmp_path / "none"),
+                           "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "--random-init" in done.stderr
+    assert not (tmp_path / "decode_latency.json").exists()
+
+
+def test_server_load(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    result = run_script("server_load", tmp_path, "--checkpoint", str(tiny_checkpoint), "--tickets", "2",
+                        "--requests", "6", "--concurrency", "3", "--warmup", "0", "--distinct", "3",
+                        "--time-limit", "60", "--threads", "1", "--device", "cpu")
+    assert set(result["modes"]) == {"on", "off"}
+    for mode in result["modes"].values():
+        assert mode["ok"] == mode["requests_sent"] == 6 and mode["errors"] == 0
+        assert mode["requests_per_second"] > 0 and mode["latency"]["p50_ms"] > 0
+        assert mode["latency"]["p50_ms"] <= mode["latency"]["p95_ms"] <= mode["latency"]["p99_ms"]
+        assert mode["batching"]["cases"] == 6 and mode["server_exit_code"] == 0
+    assert result["modes"]["off"]["batching"]["largest_batch_since_start"] == 1
+    assert result["errors_total"] == 0 and result["answers_agree_across_modes"] is True
+
+
+def test_corpus_generation(tmp_path: Path) -> None:
+    result = run_script("corpus_generation", tmp_path, "--cases", "300", "--workers", "1", "--tmp", str(tmp_path))
+    assert result["config"]["cases"] == 300 and result["runs"][0]["cases"] == 300
+    assert result["cases_per_second"] > 0 and result["draw_cases_per_second"] > 0
+    assert result["runs"][0]["parquet_bytes"] > 0
+    assert not list(tmp_path.glob("lottogpt-bench-corpus-*"))  # the temporary corpus is removed
