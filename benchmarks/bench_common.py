@@ -6,6 +6,7 @@ so this module is imported as ``bench_common``; it is not part of the ``lottogpt
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
@@ -129,6 +130,15 @@ def bench_case(seed: int, n_tickets: int):  # -> kata.Case
     drawn = rng.sample(range(kata.NUMBER_MIN, kata.NUMBER_MAX + 1), kata.NUMBERS_PER_TICKET + 1)
     tickets = [kata.draw_ticket(rng) for _ in range(n_tickets)]
     return kata.Case.create(tickets, drawn[:kata.NUMBERS_PER_TICKET], drawn[kata.NUMBERS_PER_TICKET])
+
+
+def add_model_source_args(parser: argparse.ArgumentParser) -> None:
+    """``--checkpoint``, or ``--random-init`` with ``--params`` and ``--tokenizer``: where the model comes from."""
+    parser.add_argument("--checkpoint", default=str(ROOT / "models" / "checkpoint"), help="checkpoint folder")
+    parser.add_argument("--random-init", action="store_true",
+                        help="no checkpoint: random weights of params.yaml's model block, tokenizer --tokenizer")
+    parser.add_argument("--params", default=str(ROOT / "params.yaml"), help="for --random-init")
+    parser.add_argument("--tokenizer", default=str(ROOT / "models" / "tokenizer"), help="for --random-init")
 
 
 def random_init_checkpoint(out_dir: str | Path, params_path: str | Path, tokenizer_dir: str | Path,

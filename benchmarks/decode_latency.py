@@ -42,11 +42,7 @@ TARGET_CASES_PER_SECOND = 200.0
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--checkpoint", default=str(bc.ROOT / "models" / "checkpoint"), help="checkpoint folder")
-    parser.add_argument("--random-init", action="store_true",
-                        help="no checkpoint: random weights of params.yaml's model block, tokenizer --tokenizer")
-    parser.add_argument("--params", default=str(bc.ROOT / "params.yaml"), help="for --random-init")
-    parser.add_argument("--tokenizer", default=str(bc.ROOT / "models" / "tokenizer"), help="for --random-init")
+    bc.add_model_source_args(parser)
     parser.add_argument("--tickets", type=int, default=10, help="tickets per case")
     parser.add_argument("--warmup", type=int, default=2, help="untimed batch-1 calls per mode")
     parser.add_argument("--iters", type=int, default=30, help="timed batch-1 calls (engine_predict, cache)")

@@ -47,11 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--engine", default="model", choices=["model", "reference"])
-    parser.add_argument("--checkpoint", default=str(bc.ROOT / "models" / "checkpoint"), help="checkpoint folder")
-    parser.add_argument("--random-init", action="store_true",
-                        help="no checkpoint: random weights of params.yaml's model block, tokenizer --tokenizer")
-    parser.add_argument("--params", default=str(bc.ROOT / "params.yaml"), help="for --random-init")
-    parser.add_argument("--tokenizer", default=str(bc.ROOT / "models" / "tokenizer"), help="for --random-init")
+    bc.add_model_source_args(parser)
     parser.add_argument("--requests", type=int, default=300, help="timed requests per mode")
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight at once")
     parser.add_argument("--warmup", type=int, default=16, help="untimed requests per mode before timing")
