@@ -166,14 +166,6 @@ def git_info(cwd: str | Path = ".") -> dict[str, str]:
     return {"mlflow.source.git.commit": commit, "git_commit": commit, "git_dirty": str(bool(dirty)).lower()}
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def signature() -> Any:
     """Input: the ``predict`` JSON form; output: ``lottogpt predict``'s answer (or its ``error``)."""
     from mlflow.models import ModelSignature
@@ -309,6 +301,8 @@ def register(params: Any, checkpoint_dir: str | Path = "models/checkpoint",
     if SELECTION_METRIC not in flat_metrics:
         raise RegistryError(f"{eval_metrics} has no {SELECTION_METRIC}: run `dvc repro evaluate`")
     score = flat_metrics[SELECTION_METRIC]
+    from lottogpt.train import file_sha256
+
     weights_sha = file_sha256(checkpoint_dir / CHECKPOINT_FILES[0])
     scores = {key: value for key, value in flat_metrics.items() if not key.startswith("throughput/")}
     eval_sha = hashlib.sha256(json.dumps(scores, sort_keys=True).encode()).hexdigest()  # timings vary per run
