@@ -396,6 +396,7 @@ def serve(
     """Serve the HTTP API (POST /v1/predict, POST /v1/play, GET /healthz, /readyz, /info) with uvicorn."""
     import uvicorn
 
+    from lottogpt import checkpoint
     from lottogpt.serving import Settings, create_app
 
     if engine not in ("model", "reference"):
@@ -405,10 +406,12 @@ def serve(
         typer.echo(f"[ERROR] unknown log level {log_level!r}: critical, error, warning, info, debug or trace",
                    err=True)
         raise typer.Exit(2)
-    if engine == "model" and not model.startswith("models:/") and not (Path(model) / "config.json").exists():
-        typer.echo(f"[ERROR] no checkpoint at {model} (config.json missing): run `dvc repro train` or "
-                   "`dvc pull`, or mount a models/ folder", err=True)
-        raise typer.Exit(2)
+    if engine == "model" and not model.startswith("models:/"):
+        try:
+            checkpoint.read_config(model)
+        except FileNotFoundError as error:
+            typer.echo(f"[ERROR] {error}, or mount a models/ folder", err=True)
+            raise typer.Exit(2) from None
     _log_like_uvicorn(log_level.lower())
     settings = Settings(engine=engine, model=model, device=device, max_batch_size=max_batch_size,
                         max_wait_ms=max_wait_ms)
