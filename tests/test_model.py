@@ -12,10 +12,12 @@ from lottogpt.decode import greedy_decode
 from lottogpt.model import GPT, GPTConfig, KVCache
 
 
-@pytest.fixture(params=[True, False], ids=["rope", "learned"])
+@pytest.fixture(params=[(True, False), (False, False), (True, True)], ids=["rope", "learned", "rope-prev-token"])
 def model(request: pytest.FixtureRequest) -> GPT:
     torch.manual_seed(0)
-    return GPT(GPTConfig(vocab_size=50, block_size=64, n_layer=2, n_head=2, n_embd=32, rope=request.param)).eval()
+    rope, prev_token = request.param
+    return GPT(GPTConfig(vocab_size=50, block_size=64, n_layer=2, n_head=2, n_embd=32, rope=rope,
+                         prev_token=prev_token)).eval()
 
 
 def test_forward_shapes(model: GPT) -> None:

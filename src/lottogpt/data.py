@@ -4,7 +4,8 @@ Uniformly random tickets almost never win (3 matches ~2.2% of tickets, 5 + bonus
 that always printed zeros would look good on them. The stratified splits (``train``, ``val``,
 ``test``) choose how many numbers each ticket shares with the winning numbers, and whether it holds
 the bonus, from ``data.match_weights`` and ``data.bonus_prob``. ``test_natural`` holds uniformly
-random tickets, as real buyers do.
+random tickets, as real buyers do; ``data.natural_share`` of the train and val cases are drawn that
+way too (many-ticket stratified cases nearly always win big, natural ones nearly never do).
 """
 
 from __future__ import annotations
@@ -72,18 +73,34 @@ def generate_cases(params: DataParams) -> dict[str, list[kata.Case]]:
     for split in _DRAW_ORDER:
         rng = np.random.default_rng([params.seed, _SPLIT_STREAM[split]])
         target = split_size(params, split)
-        cases: list[kata.Case] = []
-        for _ in range(100):
-            if len(cases) >= target:
-                break
-            for case in draw_cases(rng, params, target - len(cases), natural=split == "test_natural"):
-                if case not in seen:
-                    seen.add(case)
-                    cases.append(case)
-        if len(cases) < target:
-            raise RuntimeError(f"could not draw {target} distinct {split} cases; widen the ticket range")
+        if split == "test_natural":
+            splits[split] = _draw_distinct(rng, params, target, True, seen, split)
+            continue
+        natural_target = round(target * params.natural_share) if split in ("train", "val") else 0
+        cases = _draw_distinct(rng, params, target - natural_target, False, seen, split)
+        if natural_target:
+            # A stream of its own, so that natural_share 0 leaves the corpus of earlier versions as it was.
+            natural_rng = np.random.default_rng([params.seed, _SPLIT_STREAM[split], 1])
+            cases += _draw_distinct(natural_rng, params, natural_target, True, seen, split)
+            cases = [cases[i] for i in natural_rng.permutation(len(cases))]
         splits[split] = cases
     return {split: splits[split] for split in SPLITS}
+
+
+def _draw_distinct(rng: np.random.Generator, params: DataParams, target: int, natural: bool,
+                   seen: set[kata.Case], split: str) -> list[kata.Case]:
+    """``target`` cases not in ``seen`` (which they join)."""
+    cases: list[kata.Case] = []
+    for _ in range(100):
+        if len(cases) >= target:
+            break
+        for case in draw_cases(rng, params, target - len(cases), natural):
+            if case not in seen:
+                seen.add(case)
+                cases.append(case)
+    if len(cases) < target:
+        raise RuntimeError(f"could not draw {target} distinct {split} cases; widen the ticket range")
+    return cases
 
 
 def top_rank(counts: dict[str, int]) -> str:

@@ -46,9 +46,9 @@ class Scored:
 
     @property
     def work_exact(self) -> bool:
-        """All work lines (flags and per-ticket counts) right; False for answers without work lines."""
+        """All ticket work lines (flags and per-ticket counts) right; False for answers without them."""
         want = [formats.work_line(self.case, i) for i in range(1, len(self.case.tickets) + 1)]
-        return self.prediction.work == want
+        return [line for line in self.prediction.work if formats.is_ticket_work_line(line)] == want
 
     @property
     def counts_exact(self) -> bool:

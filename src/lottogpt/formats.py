@@ -23,6 +23,10 @@ Answer formats (``data.answer_format``):
   earlier occurrences of a number are in the winning and bonus lines and in earlier work lines.
 * ``tool``: as ``worksheet``, but the rate line holds the call ``⟨rate⟩``, which the runtime fills in
   from the model's own count lines (a calculator; such results are reported apart from the model's).
+* ``longdiv``: as ``worksheet``, plus one work line before the rate line in which the model does the
+  rate's long division itself (:func:`division_line`), one quotient digit per step. Its tokenizer gives
+  every digit of the dividend, the quotient and the rate a piece that also says its place value, so
+  "the quotient digit of the hundreds" is found by content, not by counting positions.
 
 The user always sees only the six lines; the work lines are shown on request.
 """
@@ -34,10 +38,14 @@ from collections.abc import Sequence
 
 from lottogpt import kata
 
-ANSWER_FORMATS = ("direct", "scratchpad", "worksheet", "tool")
+ANSWER_FORMATS = ("direct", "scratchpad", "worksheet", "tool", "longdiv")
 # Formats whose work lines hold the ticket numbers as input that the runtime feeds in.
-FED_FORMATS = ("worksheet", "tool")
+FED_FORMATS = ("worksheet", "tool", "longdiv")
+# Formats whose tokenizer tags the digits of the division and the rate with their place value.
+PLACE_FORMATS = ("longdiv",)
 TOOL_CALL = "⟨rate⟩"
+SUPERSCRIPTS = "⁰¹²³⁴⁵⁶⁷⁸⁹"
+DIVISION_SIGN = "÷"
 FLAG_WINNING, FLAG_BONUS, FLAG_MISS = "+", "b", "."
 
 # Circled numbers 1..50 live in three Unicode blocks.
@@ -51,6 +59,8 @@ CIRCLED_CHARS = "".join(_CIRCLED)
 
 _HEADER_LINE = re.compile(r"\d{1,2}\+(?: \d{1,2}\+){5} \d{1,2}b")
 _WORK_LINE = re.compile(rf"[{CIRCLED_CHARS}]\d{{1,2}}[+b.](?: \d{{1,2}}[+b.]){{5}} =\db?")
+DIVISION_LINE = re.compile(rf"(\d{{2,}}){DIVISION_SIGN}(\d+)=((?:\d[{SUPERSCRIPTS}]+)+)")
+DIVISION_STEP = re.compile(rf"(\d)([{SUPERSCRIPTS}]+)")
 
 
 def ticket_marker(index: int) -> str:
@@ -97,22 +107,75 @@ def work_line(case: kata.Case, index: int) -> str:
     return f"{ticket_marker(index)}{' '.join(cells)} ={count}"
 
 
+def superscript(number: int) -> str:
+    return "".join(SUPERSCRIPTS[int(d)] for d in str(number))
+
+
+def division_line(total_prize: int, n_tickets: int) -> str:
+    """The long division of the return rate, in the ``longdiv`` format's work line.
+
+    ``n`` tickets cost ``1,000 n`` won, so the rate is ``prize / (1,000 n) * 100 %`` = ``prize / n`` tenths
+    of a percent. Rounding half up is ``floor((prize + n // 2) / n)`` for whole numbers, so the line divides
+    ``prize + n // 2`` (at least two digits) by ``n``: for each dividend digit, the quotient digit, then
+    the remainder so far in superscript. 5,000 won over 8 tickets: ``5004÷8=0⁵6²2⁴5⁴``, quotient 0625,
+    the rate 62.5%. Each step needs only the previous remainder, one dividend digit and ``n``.
+    """
+    if n_tickets < 1:
+        raise ValueError("the division needs at least one ticket")
+    dividend = f"{total_prize + n_tickets // 2:02d}"
+    steps, remainder = [], 0
+    for digit in dividend:
+        quotient, remainder = divmod(remainder * 10 + int(digit), n_tickets)
+        steps.append(f"{quotient}{superscript(remainder)}")
+    return f"{dividend}{DIVISION_SIGN}{n_tickets}={''.join(steps)}"
+
+
+def division_rate(line: str) -> str | None:
+    """The rate a division line yields, in the kata's spelling (``62.5``); ``None`` if it is no such line."""
+    match = DIVISION_LINE.fullmatch(line)
+    if match is None:
+        return None
+    tenths = int("".join(step[0] for step in DIVISION_STEP.findall(match.group(3))))
+    return f"{tenths // 10:,}.{tenths % 10}"
+
+
+def work_lines(case: kata.Case, answer_format: str, result: kata.Result | None = None) -> list[str]:
+    """The work lines of ``case`` in ``answer_format``, in the order the model writes them."""
+    if answer_format == "direct":
+        return []
+    lines = [work_line(case, i) for i in range(1, len(case.tickets) + 1)]
+    if answer_format == "longdiv":
+        lines.append(division_line((result or kata.score(case)).total_prize, len(case.tickets)))
+    return lines
+
+
 def render_completion(case: kata.Case, answer_format: str, result: kata.Result | None = None) -> str:
     """What the model is trained to write after the prompt, in the given answer format."""
     if answer_format not in ANSWER_FORMATS:
         raise ValueError(f"unknown answer format {answer_format!r}; choose one of {ANSWER_FORMATS}")
-    lines = (result or kata.score(case)).lines
+    result = result or kata.score(case)
+    lines = result.lines
     if answer_format == "direct":
         return "\n".join(lines)
-    # scratchpad, worksheet and tool share the work lines; they differ in who writes what.
+    # scratchpad, worksheet, tool and longdiv share the ticket work lines; they differ in who writes what.
     work = [work_line(case, i) for i in range(1, len(case.tickets) + 1)]
     if answer_format == "tool":
         lines[-1] = f"총 수익률은 {TOOL_CALL}%입니다."
+    if answer_format == "longdiv":
+        return "\n".join(work + lines[:5] + [division_line(result.total_prize, len(case.tickets))] + lines[5:])
     return "\n".join(work + lines)
 
 
-def is_work_line(line: str) -> bool:
+def is_ticket_work_line(line: str) -> bool:
     return _WORK_LINE.fullmatch(line) is not None
+
+
+def is_division_line(line: str) -> bool:
+    return DIVISION_LINE.fullmatch(line) is not None
+
+
+def is_work_line(line: str) -> bool:
+    return is_ticket_work_line(line) or is_division_line(line)
 
 
 def is_header_line(line: str) -> bool:

@@ -1,8 +1,12 @@
 """A small decoder-only GPT in plain PyTorch (after karpathy/nanoGPT), with rotary positions and a
 KV cache for decoding.
 
-No biases anywhere (as in current small LMs). The one option kept, measured in the README: rotary
-position embeddings (``rope``) versus learned absolute positions.
+No biases anywhere (as in current small LMs). Two options, measured in the README: rotary
+position embeddings (``rope``) versus learned absolute positions, and ``prev_token``: every position
+also adds an embedding of the token before it (the "smear" of modded-nanogpt). The lotto work is
+lookups of the form "the flag after this number's earlier occurrence" (induction); with the previous
+token in the residual stream from the start, the key for such a lookup is exact in one layer, where
+a learned previous-token head blurs neighbours (it mixed up the last winning number and the bonus).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ class GPTConfig:
     n_embd: int = 128
     dropout: float = 0.0
     rope: bool = True
+    prev_token: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -38,6 +43,7 @@ class KVCache:
         self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
         self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
         self.length = 0  # positions filled so far
+        self.last_tokens = torch.zeros((batch, 1), dtype=torch.long, device=device)  # for prev_token
 
 
 def rotary_tables(config: GPTConfig, base: float = 10_000.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,6 +121,7 @@ class GPT(nn.Module):
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
         self.wpe = None if config.rope else nn.Embedding(config.block_size, config.n_embd)
+        self.prev_wte = nn.Embedding(config.vocab_size, config.n_embd) if config.prev_token else None
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, bias=False)
@@ -145,6 +152,10 @@ class GPT(nn.Module):
             raise ValueError(f"sequence of {start + steps} tokens exceeds model.block_size "
                              f"{self.config.block_size}")
         x = self.wte(idx)
+        if self.prev_wte is not None:
+            # Token 0 (<pad>) stands for "nothing before" at the first position.
+            before = cache.last_tokens if cache is not None else torch.zeros_like(idx[:, :1])
+            x = x + self.prev_wte(torch.cat([before, idx[:, :-1]], dim=1))
         rotary = None
         if self.wpe is not None:
             x = x + self.wpe(torch.arange(start, start + steps, device=idx.device))
@@ -155,4 +166,5 @@ class GPT(nn.Module):
             x = block(x, rotary, cache, layer)
         if cache is not None:
             cache.length += steps
+            cache.last_tokens = idx[:, -1:]
         return self.lm_head(self.ln_f(x))

@@ -35,6 +35,8 @@ class DataParams:
     # Weights of how many numbers (0..6) a stratified ticket shares with the winning numbers.
     match_weights: list[float] = field(default_factory=lambda: [1.0] * 7)
     bonus_prob: float = 0.3
+    # Share of train and val cases drawn like test_natural (uniform tickets) instead of stratified.
+    natural_share: float = 0.0
     answer_format: str = "worksheet"
 
 
@@ -53,6 +55,7 @@ class ModelParams:
     block_size: int = 512
     dropout: float = 0.0
     rope: bool = True
+    prev_token: bool = False  # add an embedding of the previous token (sharp induction keys)
 
 
 @dataclass
@@ -165,6 +168,8 @@ def validate(params: Params) -> None:
         raise ParamsError("data.match_weights needs 7 non-negative weights (0..6 matches), not all zero")
     if not 0 <= data.bonus_prob <= 1:
         raise ParamsError("data.bonus_prob must be within 0..1")
+    if not 0 <= data.natural_share <= 1:
+        raise ParamsError("data.natural_share must be within 0..1")
     if data.answer_format not in ANSWER_FORMATS:
         raise ParamsError(f"data.answer_format must be one of {ANSWER_FORMATS}")
     if params.model.n_embd % params.model.n_head:

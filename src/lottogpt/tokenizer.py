@@ -9,6 +9,12 @@ token. The kata's fixed texts (``kata.FIXED_TEXTS``: the prompts, ``3개 일치 
 piece each the same way. All other digits (amounts, counts, rates) are split one digit a piece.
 Newlines get a piece of their own. Decoding maps everything back: ``decode(encode(text)) == text``.
 
+For the answer formats in ``formats.PLACE_FORMATS`` the tokenizer also has one piece per digit and
+place value (``5`` in the hundreds is another piece than ``5`` in the tens) and uses them for the
+digits of the rate and of the division work line, so the model can find "the quotient digit of the
+hundreds" by what a piece is, not by counting positions. A tokenizer knows it has these pieces
+(:attr:`Tokenizer.place_digits`), so a checkpoint carries the choice with it.
+
 Special tokens are defined here and nowhere else: ``<pad>`` 0, ``<unk>`` 1, ``<s>`` (BOS) 2,
 ``</s>`` (EOS) 3. The answer formats need no separator beyond the pieces of their text.
 """
@@ -33,10 +39,13 @@ _NUMBER_BASE = 0xE000  # U+E001..U+E02D stand for the lotto numbers 1..45
 NUMBER_CHARS = "".join(chr(_NUMBER_BASE + n) for n in range(kata.NUMBER_MIN, kata.NUMBER_MAX + 1))
 _PHRASE_BASE = 0xE040  # one private-use character for each of the kata's fixed texts
 PHRASE_CHARS = "".join(chr(_PHRASE_BASE + i) for i in range(len(kata.FIXED_TEXTS)))
+_PLACE_BASE = 0xE200  # U+E200 + 10 * place + digit: a digit in the 10**place position
+PLACES = 12  # enough for the largest dividend of 50 tickets (50 jackpots: 12 digits)
+PLACE_CHARS = "".join(chr(_PLACE_BASE + i) for i in range(10 * PLACES))
 MODEL_FILE = "tokenizer.model"
 META_FILE = "tokenizer.json"
 
-_PRIVATE = re.compile(rf"[{NUMBER_CHARS}{NEWLINE_CHAR}{PHRASE_CHARS}]")
+_PRIVATE = re.compile(rf"[{NUMBER_CHARS}{NEWLINE_CHAR}{PHRASE_CHARS}{PLACE_CHARS}]")
 _PHRASE = re.compile("|".join(re.escape(t) for t in sorted(kata.FIXED_TEXTS, key=len, reverse=True)))
 _TO_PHRASE_CHAR = {text: chr(_PHRASE_BASE + i) for i, text in enumerate(kata.FIXED_TEXTS)}
 _TICKET_LINE = re.compile(rf"[{formats.CIRCLED_CHARS}]?\[\d{{1,2}}(?:, \d{{1,2}})*\]")
@@ -47,6 +56,8 @@ _WORK_NUMBER = re.compile(rf"(?<![^ {formats.CIRCLED_CHARS}])\d{{1,2}}(?=[+b.])"
 _TO_DIGITS = {chr(_NUMBER_BASE + n): str(n) for n in range(kata.NUMBER_MIN, kata.NUMBER_MAX + 1)}
 _TO_DIGITS[NEWLINE_CHAR] = "\n"
 _TO_DIGITS |= {char: text for text, char in _TO_PHRASE_CHAR.items()}
+_TO_DIGITS |= {char: str(index % 10) for index, char in enumerate(PLACE_CHARS)}
+_RATE_LINE = re.compile(rf"({re.escape(kata.RATE_PREFIX)})([0-9,]+\.[0-9])({re.escape(kata.RATE_SUFFIX)})")
 
 
 def _number_char(match: re.Match[str]) -> str:
@@ -58,7 +69,44 @@ def _number_char(match: re.Match[str]) -> str:
     return digits
 
 
-def _mark_line(line: str) -> str:
+def _place_digits(number: str, places: list[int] | None = None) -> str:
+    """``number`` with each digit replaced by its digit-and-place piece; separators stay as they are.
+
+    ``places`` gives the place of each digit; by default the last digit is the ones (place 0).
+    """
+    count = sum(c.isdigit() for c in number)
+    places = places if places is not None else list(range(count - 1, -1, -1))
+    if count > PLACES or max(places, default=0) >= PLACES:
+        return number  # too long to tag: plain digits still decode to the same text
+    out, digit_index = [], 0
+    for char in number:
+        if char.isdigit():
+            out.append(chr(_PLACE_BASE + 10 * places[digit_index] + int(char)))
+            digit_index += 1
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _mark_places(line: str) -> str | None:
+    """The division line or the rate line with place-tagged digits; ``None`` for any other line."""
+    division = formats.DIVISION_LINE.fullmatch(line)
+    if division:
+        dividend, divisor, steps = division.groups()
+        top = len(dividend) - 1
+        marked_steps = "".join(_place_digits(quotient, [top - i]) + remainder
+                               for i, (quotient, remainder) in enumerate(formats.DIVISION_STEP.findall(steps)))
+        return f"{_place_digits(dividend)}{formats.DIVISION_SIGN}{divisor}={marked_steps}"
+    rate = _RATE_LINE.fullmatch(line)
+    if rate:
+        prefix, number, suffix = rate.groups()
+        return prefix + _place_digits(number) + suffix
+    return None
+
+
+def _mark_line(line: str, place_digits: bool = False) -> str:
+    if place_digits and (marked := _mark_places(line)) is not None:
+        return marked
     if _TICKET_LINE.fullmatch(line) or _WINNING_LINE.fullmatch(line) or _BONUS_LINE.fullmatch(line):
         return _ANY_NUMBER.sub(_number_char, line)
     if formats.is_work_line(line) or formats.is_header_line(line):
@@ -66,11 +114,14 @@ def _mark_line(line: str) -> str:
     return line
 
 
-def to_pieces_text(text: str) -> str:
-    """The text as SentencePiece sees it: lotto numbers and newlines as private-use characters."""
+def to_pieces_text(text: str, place_digits: bool = False) -> str:
+    """The text as SentencePiece sees it: lotto numbers and newlines as private-use characters.
+
+    With ``place_digits``, the digits of division and rate lines become digit-and-place pieces.
+    """
     if _PRIVATE.search(text):
         raise ValueError("text holds a private-use character that the tokenizer reserves")
-    marked = NEWLINE_CHAR.join(_mark_line(line) for line in text.split("\n"))
+    marked = NEWLINE_CHAR.join(_mark_line(line, place_digits) for line in text.split("\n"))
     return _PHRASE.sub(lambda m: _TO_PHRASE_CHAR[m.group(0)], marked)
 
 
@@ -78,21 +129,28 @@ def from_pieces_text(text: str) -> str:
     return _PRIVATE.sub(lambda m: _TO_DIGITS[m.group(0)], text)
 
 
-def user_symbols() -> list[str]:
-    return [*NUMBER_CHARS, NEWLINE_CHAR, *PHRASE_CHARS, *formats.CIRCLED_CHARS, formats.TOOL_CALL]
+def user_symbols(place_digits: bool = False) -> list[str]:
+    symbols = [*NUMBER_CHARS, NEWLINE_CHAR, *PHRASE_CHARS, *formats.CIRCLED_CHARS, formats.TOOL_CALL]
+    if place_digits:
+        symbols += [*PLACE_CHARS, *formats.SUPERSCRIPTS, formats.DIVISION_SIGN]
+    return symbols
 
 
-def train(texts: Iterable[str], out_dir: str | Path, vocab_size: int, model_type: str = "bpe") -> Path:
-    """Train the tokenizer on ``texts`` and write ``tokenizer.model`` and ``tokenizer.json``."""
+def train(texts: Iterable[str], out_dir: str | Path, vocab_size: int, model_type: str = "bpe",
+          place_digits: bool = False) -> Path:
+    """Train the tokenizer on ``texts`` and write ``tokenizer.model`` and ``tokenizer.json``.
+
+    ``place_digits`` adds the digit-and-place pieces (for the formats in ``formats.PLACE_FORMATS``).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=(to_pieces_text(t) for t in texts),
+        sentence_iterator=(to_pieces_text(t, place_digits) for t in texts),
         model_writer=model,
         model_type=model_type,
         vocab_size=vocab_size,
-        user_defined_symbols=user_symbols(),
+        user_defined_symbols=user_symbols(place_digits),
         split_digits=True,
         byte_fallback=True,
         character_coverage=1.0,
@@ -110,8 +168,8 @@ def train(texts: Iterable[str], out_dir: str | Path, vocab_size: int, model_type
     )
     (out_dir / MODEL_FILE).write_bytes(model.getvalue())
     tokenizer = Tokenizer.load(out_dir)
-    meta = {"vocab_size": tokenizer.vocab_size, "model_type": model_type, "sha256": tokenizer.sha256,
-            "sentencepiece": spm.__version__}
+    meta = {"vocab_size": tokenizer.vocab_size, "model_type": model_type, "place_digits": place_digits,
+            "sha256": tokenizer.sha256, "sentencepiece": spm.__version__}
     (out_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     return out_dir
 
@@ -124,6 +182,8 @@ class Tokenizer:
         self.sha256 = hashlib.sha256(model_proto).hexdigest()
         self.vocab_size: int = self._sp.get_piece_size()
         self.pad_id, self.bos_id, self.eos_id = PAD_ID, BOS_ID, EOS_ID
+        # Trained with the digit-and-place pieces (formats.PLACE_FORMATS)?
+        self.place_digits: bool = self._sp.piece_to_id(PLACE_CHARS[0]) != UNK_ID
 
     @classmethod
     def load(cls, directory: str | Path) -> Tokenizer:
@@ -133,10 +193,10 @@ class Tokenizer:
         return cls(path.read_bytes())
 
     def encode(self, text: str) -> list[int]:
-        return self._sp.encode(to_pieces_text(text))
+        return self._sp.encode(to_pieces_text(text, self.place_digits))
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        return self._sp.encode([to_pieces_text(t) for t in texts], num_threads=2)
+        return self._sp.encode([to_pieces_text(t, self.place_digits) for t in texts], num_threads=2)
 
     def decode(self, ids: Sequence[int]) -> str:
         specials = (PAD_ID, BOS_ID, EOS_ID)
@@ -196,7 +256,7 @@ def train_from_corpus(params: TokenizerParams, corpus_dir: str | Path, out_dir: 
     corpus_dir = Path(corpus_dir)
     train_frame = pl.read_parquet(corpus_dir / "train.parquet", n_rows=params.sample_cases)
     texts = [p + c for p, c in zip(train_frame["model_prompt"], train_frame["model_completion"], strict=True)]
-    train(texts, out_dir, params.vocab_size, params.model_type)
+    train(texts, out_dir, params.vocab_size, params.model_type, answer_format in formats.PLACE_FORMATS)
     tokenizer = Tokenizer.load(out_dir)
     metrics: dict = {"vocab_size": tokenizer.vocab_size,
                      "longest_allowed_case": longest_case_tokens(tokenizer, max_tickets, answer_format)}
