@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -93,3 +94,21 @@ def test_natural_split_is_uniform() -> None:
     share_three = int(frame["count_3"].sum()) / tickets
     assert 0.01 < share_three < 0.04  # P(3 matches) of a uniform ticket is about 2.2%
     assert int(frame["count_6"].sum()) == 0
+
+
+def test_natural_share_mixes_uniform_cases_into_train_and_val_only() -> None:
+    base = DataParams(seed=5, n_train=2000, n_val=200, n_test=200, n_test_natural=200)
+    mixed = dataclasses.replace(base, natural_share=0.5)
+    plain, mix = data.generate_cases(base), data.generate_cases(mixed)
+    assert mix == data.generate_cases(mixed)  # deterministic
+    assert mix["test"] == plain["test"] and mix["test_natural"] == plain["test_natural"]
+    assert len(mix["train"]) == 2000 and len(mix["val"]) == 200
+
+    def losing_share(cases: list[kata.Case]) -> float:
+        return sum(kata.score(c).total_prize == 0 for c in cases) / len(cases)
+
+    # Stratified cases rarely win nothing; uniform tickets nearly always do.
+    assert losing_share(plain["train"]) < 0.15
+    assert 0.35 < losing_share(mix["train"]) < 0.6
+    every = [c for split in mix.values() for c in split]
+    assert len(set(every)) == len(every)  # still disjoint

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lottogpt import data, evaluate, kata
+from lottogpt import data, evaluate, formats, kata
 from lottogpt.inference import Prediction, ReferenceEngine, prediction_from_completion
 
 
@@ -72,6 +72,20 @@ def test_tool_answers_are_reported_apart() -> None:
     summary = evaluate.summarize(evaluate.score([case], [prediction]))
     assert summary["exact_match"] == 0.0  # the calculator's answer is not the model's
     assert summary["exact_match_tool"] == 1.0
+
+
+def test_longdiv_answers_keep_the_division_in_the_work() -> None:
+    case = kata.official_example()
+    completion = formats.render_completion(case, "longdiv")
+    prediction = prediction_from_completion(completion, len(case.tickets))
+    assert prediction.output == kata.score(case).output and not prediction.tool_used
+    assert prediction.work[-1] == "5004÷8=0⁵6²2⁴5⁴"
+    summary = evaluate.summarize(evaluate.score([case], [prediction]))
+    assert summary["exact_match"] == 1.0 and summary["work_exact"] == 1.0
+    # A wrong division that the model copies into the rate line is a rate failure, not a format one.
+    wrong = completion.replace("5004÷8=0⁵6²2⁴5⁴", "5004÷8=0⁵6²3⁴5⁴").replace("62.5%", "63.5%")
+    scored = evaluate.score([case], [prediction_from_completion(wrong, len(case.tickets))])[0]
+    assert scored.category == "rate" and scored.work_exact
 
 
 def test_top_rank() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,42 @@ def test_worksheet_feeder_forces_exactly_the_fed_tokens(tok: tokenizer.Tokenizer
         assert forced_positions == [i for i, t in enumerate(tokens) if t in fed_ids]
         assert len(forced_positions) == 7 * len(case.tickets)
         assert feeder.phase == "free"
+
+
+@pytest.fixture(scope="module")
+def place_tok(tmp_path_factory: pytest.TempPathFactory) -> tokenizer.Tokenizer:
+    """A tokenizer for the ``longdiv`` format, which has the digit-and-place pieces."""
+    cases = data.generate_cases(dataclasses.replace(TINY, answer_format="longdiv", max_tickets=10))["train"]
+    texts = [formats.render_prompt(c, "longdiv") + formats.render_completion(c, "longdiv") for c in cases]
+    out = tokenizer.train(texts, tmp_path_factory.mktemp("place_tok"), 640, place_digits=True)
+    return tokenizer.Tokenizer.load(out)
+
+
+def test_place_digits_are_known_from_the_model_file(tok: tokenizer.Tokenizer, place_tok: tokenizer.Tokenizer) -> None:
+    assert place_tok.place_digits and not tok.place_digits
+
+
+def test_place_digit_pieces_say_the_place(place_tok: tokenizer.Tokenizer) -> None:
+    pieces = [place_tok.piece(i) for i in place_tok.encode("총 수익률은 5,555.5%입니다.")]
+    digits = [p for p in pieces if p in tokenizer.PLACE_CHARS]
+    assert len(digits) == 5 and len(set(digits)) == 5  # the same digit in five places: five pieces
+    # The division line: dividend and quotient digits by place, the divisor plain.
+    line = formats.division_line(1_500_000, 3)
+    pieces = [place_tok.piece(i) for i in place_tok.encode(line)]
+    dividend = "1500001"
+    tagged = [p for p in pieces if p in tokenizer.PLACE_CHARS]
+    assert len(tagged) == 2 * len(dividend)
+    first_quotient = tagged[len(dividend)]
+    assert first_quotient == tokenizer.PLACE_CHARS[10 * (len(dividend) - 1) + 0]  # 1 // 3 = 0 at the top place
+    assert "3" in pieces
+
+
+def test_place_tokenizer_is_lossless(place_tok: tokenizer.Tokenizer) -> None:
+    cases = data.generate_cases(dataclasses.replace(TINY, answer_format="longdiv", max_tickets=10))["test"]
+    for case in cases:
+        for text in (formats.render_prompt(case, "longdiv"), formats.render_completion(case, "longdiv")):
+            assert place_tok.decode(place_tok.encode(text)) == text
+    long_rate = "총 수익률은 2,000,000,000,000,000.0%입니다."  # more places than there are pieces: plain digits
+    assert place_tok.decode(place_tok.encode(long_rate)) == long_rate
+    for text in ["5004÷8=0⁵6²2⁴5⁴", "5004÷8=", "총 수익률은 ⟨rate⟩%입니다.", "¹²³"]:
+        assert place_tok.decode(place_tok.encode(text)) == text

@@ -1,0 +1,72 @@
+"""The answer formats: work lines, the long division of the rate, splitting a completion."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from lottogpt import formats, kata
+
+
+def test_official_example_division() -> None:
+    case = kata.official_example()
+    line = formats.division_line(kata.score(case).total_prize, len(case.tickets))
+    assert line == "5004÷8=0⁵6²2⁴5⁴"  # 5,000 won over 8 tickets: 62.5%
+    assert formats.division_rate(line) == "62.5"
+
+
+@pytest.mark.parametrize("n_tickets", range(1, formats.MAX_TICKETS + 1))
+def test_division_rounds_half_up_like_the_kata(n_tickets: int) -> None:
+    prizes = [rank.prize for rank in kata.Rank]
+    for counts in itertools.product(range(3), repeat=5):
+        if sum(counts) > n_tickets:
+            continue
+        total = sum(c * p for c, p in zip(counts, prizes, strict=True))
+        line = formats.division_line(total, n_tickets)
+        assert formats.is_division_line(line) and formats.is_work_line(line)
+        assert formats.division_rate(line) == kata.format_rate(total, n_tickets * kata.TICKET_PRICE), line
+
+
+def test_division_steps_are_local() -> None:
+    # 31.25% must round to 31.3: 2,500 won per 8,000 is never a prize, so check the arithmetic directly.
+    line = formats.division_line(2_500, 8)
+    dividend, rest = line.split("÷")
+    steps = formats.DIVISION_STEP.findall(rest.split("=")[1])
+    assert len(steps) == len(dividend)  # one step per dividend digit
+    remainder = 0
+    for digit, (quotient, superscript) in zip(dividend, steps, strict=True):
+        q, remainder = divmod(remainder * 10 + int(digit), 8)
+        assert (quotient, superscript) == (str(q), formats.superscript(remainder))
+    assert formats.division_rate(line) == "31.3"
+
+
+def test_zero_prize_keeps_two_digits() -> None:
+    assert formats.division_line(0, 1) == "00÷1=0⁰0⁰"
+    assert formats.division_rate(formats.division_line(0, 10)) == "0.0"
+    with pytest.raises(ValueError, match="ticket"):
+        formats.division_line(5_000, 0)
+
+
+def test_longdiv_completion_splits_into_work_and_the_six_lines() -> None:
+    case = kata.official_example()
+    completion = formats.render_completion(case, "longdiv")
+    work, answer = formats.split_work(completion)
+    assert work == formats.work_lines(case, "longdiv")
+    assert work[-1] == "5004÷8=0⁵6²2⁴5⁴"
+    assert "\n".join(answer) == kata.score(case).output
+    assert formats.render_prompt(case, "longdiv") == formats.render_prompt(case, "worksheet")
+
+
+def test_work_lines_per_format() -> None:
+    case = kata.official_example()
+    assert formats.work_lines(case, "direct") == []
+    tickets = formats.work_lines(case, "worksheet")
+    assert len(tickets) == len(case.tickets) and all(formats.is_ticket_work_line(w) for w in tickets)
+    assert formats.work_lines(case, "longdiv")[:-1] == tickets
+
+
+def test_malformed_division_lines_are_not_work() -> None:
+    for line in ("5004÷8=", "5004÷8=0⁵6²2⁴5", "÷8=0⁵", "5004/8=0⁵6²2⁴5⁴"):
+        assert not formats.is_division_line(line)
+        assert formats.division_rate(line) is None
