@@ -70,3 +70,14 @@ def test_malformed_division_lines_are_not_work() -> None:
     for line in ("5004÷8=", "5004÷8=0⁵6²2⁴5", "÷8=0⁵", "5004/8=0⁵6²2⁴5⁴"):
         assert not formats.is_division_line(line)
         assert formats.division_rate(line) is None
+
+
+def test_tally_counts_each_rank_so_far() -> None:
+    case = kata.Case(((1, 2, 3, 10, 11, 12), (1, 2, 3, 4, 5, 7), (1, 2, 3, 13, 14, 15), (1, 2, 3, 4, 5, 6),
+                      (20, 21, 22, 23, 24, 25), (1, 2, 7, 30, 31, 32)), (1, 2, 3, 4, 5, 6), 7)
+    work = formats.work_lines(case, "tally")
+    assert [w.split("=")[1] for w in work[:-1]] == ["3 #1", "5b #1", "3 #2", "6 #1", "0", "2b"]
+    assert all(formats.is_ticket_work_line(w) for w in work[:-1])
+    assert [formats.strip_tally(w) for w in work[:-1]] == formats.work_lines(case, "worksheet")
+    work_part, answer = formats.split_work(formats.render_completion(case, "tally"))
+    assert work_part == work and "\n".join(answer) == kata.score(case).output

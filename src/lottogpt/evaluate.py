@@ -46,9 +46,10 @@ class Scored:
 
     @property
     def work_exact(self) -> bool:
-        """All ticket work lines (flags and per-ticket counts) right; False for answers without them."""
+        """All ticket work lines (flags and per-ticket counts; tallies aside) right; False without work lines."""
         want = [formats.work_line(self.case, i) for i in range(1, len(self.case.tickets) + 1)]
-        return [line for line in self.prediction.work if formats.is_ticket_work_line(line)] == want
+        got = [formats.strip_tally(line) for line in self.prediction.work if formats.is_ticket_work_line(line)]
+        return got == want
 
     @property
     def counts_exact(self) -> bool:

@@ -27,6 +27,9 @@ Answer formats (``data.answer_format``):
   rate's long division itself (:func:`division_line`), one quotient digit per step. Its tokenizer gives
   every digit of the dividend, the quotient and the rate a piece that also says its place value, so
   "the quotient digit of the hundreds" is found by content, not by counting positions.
+* ``tally``: as ``longdiv``, and each winning ticket's work line ends with a running tally of its
+  rank (``=5 #2``: the second ticket so far with five matches), so a count line reads the last tally
+  of its rank instead of counting lines.
 
 The user always sees only the six lines; the work lines are shown on request.
 """
@@ -38,11 +41,14 @@ from collections.abc import Sequence
 
 from lottogpt import kata
 
-ANSWER_FORMATS = ("direct", "scratchpad", "worksheet", "tool", "longdiv")
+ANSWER_FORMATS = ("direct", "scratchpad", "worksheet", "tool", "longdiv", "tally")
 # Formats whose work lines hold the ticket numbers as input that the runtime feeds in.
-FED_FORMATS = ("worksheet", "tool", "longdiv")
+FED_FORMATS = ("worksheet", "tool", "longdiv", "tally")
 # Formats whose tokenizer tags the digits of the division and the rate with their place value.
-PLACE_FORMATS = ("longdiv",)
+PLACE_FORMATS = ("longdiv", "tally")
+# Formats that write the long division of the rate, and those that tally each rank in the work lines.
+DIVISION_FORMATS = ("longdiv", "tally")
+TALLY_FORMATS = ("tally",)
 TOOL_CALL = "⟨rate⟩"
 SUPERSCRIPTS = "⁰¹²³⁴⁵⁶⁷⁸⁹"
 DIVISION_SIGN = "÷"
@@ -58,7 +64,8 @@ MAX_TICKETS = len(_CIRCLED)
 CIRCLED_CHARS = "".join(_CIRCLED)
 
 _HEADER_LINE = re.compile(r"\d{1,2}\+(?: \d{1,2}\+){5} \d{1,2}b")
-_WORK_LINE = re.compile(rf"[{CIRCLED_CHARS}]\d{{1,2}}[+b.](?: \d{{1,2}}[+b.]){{5}} =\db?")
+_WORK_LINE = re.compile(rf"[{CIRCLED_CHARS}]\d{{1,2}}[+b.](?: \d{{1,2}}[+b.]){{5}} =\db?(?: #\d+)?")
+_TALLY = re.compile(r" #\d+$")
 DIVISION_LINE = re.compile(rf"(\d{{2,}}){DIVISION_SIGN}(\d+)=((?:\d[{SUPERSCRIPTS}]+)+)")
 DIVISION_STEP = re.compile(rf"(\d)([{SUPERSCRIPTS}]+)")
 
@@ -90,8 +97,8 @@ def header_line(case: kata.Case) -> str:
     return " ".join(cells)
 
 
-def work_line(case: kata.Case, index: int) -> str:
-    """The scratchpad line of ticket ``index`` (1-based)."""
+def work_line(case: kata.Case, index: int, tally: bool = False) -> str:
+    """The scratchpad line of ticket ``index`` (1-based); with ``tally``, a winning ticket's running tally."""
     ticket = case.tickets[index - 1]
     winning = set(case.winning)
     cells = []
@@ -104,7 +111,16 @@ def work_line(case: kata.Case, index: int) -> str:
             flag = FLAG_MISS
         cells.append(f"{number}{flag}")
     count = f"{len(winning.intersection(ticket))}{'b' if case.bonus in ticket else ''}"
-    return f"{ticket_marker(index)}{' '.join(cells)} ={count}"
+    line = f"{ticket_marker(index)}{' '.join(cells)} ={count}"
+    rank = case.rank(ticket)
+    if tally and rank is not None:
+        line += f" #{sum(case.rank(t) is rank for t in case.tickets[:index])}"
+    return line
+
+
+def strip_tally(line: str) -> str:
+    """A ticket work line without its tally."""
+    return _TALLY.sub("", line)
 
 
 def superscript(number: int) -> str:
@@ -143,8 +159,9 @@ def work_lines(case: kata.Case, answer_format: str, result: kata.Result | None =
     """The work lines of ``case`` in ``answer_format``, in the order the model writes them."""
     if answer_format == "direct":
         return []
-    lines = [work_line(case, i) for i in range(1, len(case.tickets) + 1)]
-    if answer_format == "longdiv":
+    tally = answer_format in TALLY_FORMATS
+    lines = [work_line(case, i, tally) for i in range(1, len(case.tickets) + 1)]
+    if answer_format in DIVISION_FORMATS:
         lines.append(division_line((result or kata.score(case)).total_prize, len(case.tickets)))
     return lines
 
@@ -157,12 +174,12 @@ def render_completion(case: kata.Case, answer_format: str, result: kata.Result |
     lines = result.lines
     if answer_format == "direct":
         return "\n".join(lines)
-    # scratchpad, worksheet, tool and longdiv share the ticket work lines; they differ in who writes what.
-    work = [work_line(case, i) for i in range(1, len(case.tickets) + 1)]
+    # The formats with work lines share the ticket lines; they differ in who writes what.
+    work = work_lines(case, answer_format, result)
     if answer_format == "tool":
         lines[-1] = f"총 수익률은 {TOOL_CALL}%입니다."
-    if answer_format == "longdiv":
-        return "\n".join(work + lines[:5] + [division_line(result.total_prize, len(case.tickets))] + lines[5:])
+    if answer_format in DIVISION_FORMATS:  # the division line comes right before the rate line
+        return "\n".join(work[:-1] + lines[:5] + work[-1:] + lines[5:])
     return "\n".join(work + lines)
 
 
