@@ -81,3 +81,21 @@ def test_tally_counts_each_rank_so_far() -> None:
     assert [formats.strip_tally(w) for w in work[:-1]] == formats.work_lines(case, "worksheet")
     work_part, answer = formats.split_work(formats.render_completion(case, "tally"))
     assert work_part == work and "\n".join(answer) == kata.score(case).output
+
+
+@pytest.mark.parametrize("n_tickets", [1, 3, 7, 8, 9, 10])
+def test_stepwise_division_brings_down_its_own_digits(n_tickets: int) -> None:
+    prizes = [rank.prize for rank in kata.Rank]
+    for counts in itertools.product(range(3), repeat=5):
+        if sum(counts) > n_tickets:
+            continue
+        total = sum(c * p for c, p in zip(counts, prizes, strict=True))
+        line = formats.division_line(total, n_tickets, stepwise=True)
+        assert formats.is_division_line(line)
+        assert formats.division_rate(line) == kata.format_rate(total, n_tickets * kata.TICKET_PRICE), line
+        steps = formats.STEPWISE_STEP.findall(line)
+        plain = formats.division_line(total, n_tickets)
+        assert "".join(d for d, _, _ in steps) == plain.split(formats.DIVISION_SIGN)[0]  # the dividend
+    assert formats.division_line(5_000, 8, stepwise=True) == "÷8: 50⁵ 06² 02⁴ 45⁴"
+    case = kata.official_example()
+    assert formats.work_lines(case, "stepwise")[-1] == "÷8: 50⁵ 06² 02⁴ 45⁴"

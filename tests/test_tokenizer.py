@@ -137,5 +137,12 @@ def test_place_tokenizer_is_lossless(place_tok: tokenizer.Tokenizer) -> None:
             assert place_tok.decode(place_tok.encode(text)) == text
     long_rate = "총 수익률은 2,000,000,000,000,000.0%입니다."  # more places than there are pieces: plain digits
     assert place_tok.decode(place_tok.encode(long_rate)) == long_rate
-    for text in ["5004÷8=0⁵6²2⁴5⁴", "5004÷8=", "총 수익률은 ⟨rate⟩%입니다.", "¹²³"]:
+    for text in ["5004÷8=0⁵6²2⁴5⁴", "5004÷8=", "총 수익률은 ⟨rate⟩%입니다.", "¹²³", "÷8: 50⁵ 06² 02⁴ 45⁴", "÷8: 50⁵ 0"]:
         assert place_tok.decode(place_tok.encode(text)) == text
+
+
+def test_stepwise_steps_tag_only_the_quotient_digit(place_tok: tokenizer.Tokenizer) -> None:
+    pieces = [place_tok.piece(i) for i in place_tok.encode("÷8: 50⁵ 06² 02⁴ 45⁴")]
+    tagged = [p for p in pieces if p in tokenizer.PLACE_CHARS]
+    assert tagged == [tokenizer.PLACE_CHARS[10 * place + q] for place, q in ((3, 0), (2, 6), (1, 2), (0, 5))]
+    assert "5" in pieces and "4" in pieces  # the dividend digits brought down stay plain digits

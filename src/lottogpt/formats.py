@@ -30,6 +30,9 @@ Answer formats (``data.answer_format``):
 * ``tally``: as ``longdiv``, and each winning ticket's work line ends with a running tally of its
   rank (``=5 #2``: the second ticket so far with five matches), so a count line reads the last tally
   of its rank instead of counting lines.
+* ``stepwise``: as ``tally``, but the division line is written step by step, each step bringing down
+  its own dividend digit (``÷8: 50⁵ 06² 02⁴ 45⁴``), so no step has to look its digit up in a number
+  written earlier.
 
 The user always sees only the six lines; the work lines are shown on request.
 """
@@ -41,14 +44,14 @@ from collections.abc import Sequence
 
 from lottogpt import kata
 
-ANSWER_FORMATS = ("direct", "scratchpad", "worksheet", "tool", "longdiv", "tally")
+ANSWER_FORMATS = ("direct", "scratchpad", "worksheet", "tool", "longdiv", "tally", "stepwise")
 # Formats whose work lines hold the ticket numbers as input that the runtime feeds in.
-FED_FORMATS = ("worksheet", "tool", "longdiv", "tally")
+FED_FORMATS = ("worksheet", "tool", "longdiv", "tally", "stepwise")
 # Formats whose tokenizer tags the digits of the division and the rate with their place value.
-PLACE_FORMATS = ("longdiv", "tally")
+PLACE_FORMATS = ("longdiv", "tally", "stepwise")
 # Formats that write the long division of the rate, and those that tally each rank in the work lines.
-DIVISION_FORMATS = ("longdiv", "tally")
-TALLY_FORMATS = ("tally",)
+DIVISION_FORMATS = ("longdiv", "tally", "stepwise")
+TALLY_FORMATS = ("tally", "stepwise")
 TOOL_CALL = "⟨rate⟩"
 SUPERSCRIPTS = "⁰¹²³⁴⁵⁶⁷⁸⁹"
 DIVISION_SIGN = "÷"
@@ -68,6 +71,9 @@ _WORK_LINE = re.compile(rf"[{CIRCLED_CHARS}]\d{{1,2}}[+b.](?: \d{{1,2}}[+b.]){{5
 _TALLY = re.compile(r" #\d+$")
 DIVISION_LINE = re.compile(rf"(\d{{2,}}){DIVISION_SIGN}(\d+)=((?:\d[{SUPERSCRIPTS}]+)+)")
 DIVISION_STEP = re.compile(rf"(\d)([{SUPERSCRIPTS}]+)")
+# The stepwise spelling: each step is the dividend digit, the quotient digit and the remainder.
+STEPWISE_LINE = re.compile(rf"{DIVISION_SIGN}(\d+):((?: \d\d[{SUPERSCRIPTS}]+)+)")
+STEPWISE_STEP = re.compile(rf" (\d)(\d)([{SUPERSCRIPTS}]+)")
 
 
 def ticket_marker(index: int) -> str:
@@ -127,7 +133,7 @@ def superscript(number: int) -> str:
     return "".join(SUPERSCRIPTS[int(d)] for d in str(number))
 
 
-def division_line(total_prize: int, n_tickets: int) -> str:
+def division_line(total_prize: int, n_tickets: int, stepwise: bool = False) -> str:
     """The long division of the return rate, in the ``longdiv`` format's work line.
 
     ``n`` tickets cost ``1,000 n`` won, so the rate is ``prize / (1,000 n) * 100 %`` = ``prize / n`` tenths
@@ -135,6 +141,7 @@ def division_line(total_prize: int, n_tickets: int) -> str:
     ``prize + n // 2`` (at least two digits) by ``n``: for each dividend digit, the quotient digit, then
     the remainder so far in superscript. 5,000 won over 8 tickets: ``5004÷8=0⁵6²2⁴5⁴``, quotient 0625,
     the rate 62.5%. Each step needs only the previous remainder, one dividend digit and ``n``.
+    ``stepwise`` writes each step as dividend digit, quotient digit, remainder: ``÷8: 50⁵ 06² 02⁴ 45⁴``.
     """
     if n_tickets < 1:
         raise ValueError("the division needs at least one ticket")
@@ -142,16 +149,22 @@ def division_line(total_prize: int, n_tickets: int) -> str:
     steps, remainder = [], 0
     for digit in dividend:
         quotient, remainder = divmod(remainder * 10 + int(digit), n_tickets)
-        steps.append(f"{quotient}{superscript(remainder)}")
+        steps.append(f"{digit if stepwise else ''}{quotient}{superscript(remainder)}")
+    if stepwise:
+        return f"{DIVISION_SIGN}{n_tickets}:" + "".join(f" {step}" for step in steps)
     return f"{dividend}{DIVISION_SIGN}{n_tickets}={''.join(steps)}"
 
 
 def division_rate(line: str) -> str | None:
     """The rate a division line yields, in the kata's spelling (``62.5``); ``None`` if it is no such line."""
     match = DIVISION_LINE.fullmatch(line)
-    if match is None:
+    stepwise = STEPWISE_LINE.fullmatch(line)
+    if match is not None:
+        tenths = int("".join(step[0] for step in DIVISION_STEP.findall(match.group(3))))
+    elif stepwise is not None:
+        tenths = int("".join(step[1] for step in STEPWISE_STEP.findall(stepwise.group(2))))
+    else:
         return None
-    tenths = int("".join(step[0] for step in DIVISION_STEP.findall(match.group(3))))
     return f"{tenths // 10:,}.{tenths % 10}"
 
 
@@ -162,7 +175,8 @@ def work_lines(case: kata.Case, answer_format: str, result: kata.Result | None =
     tally = answer_format in TALLY_FORMATS
     lines = [work_line(case, i, tally) for i in range(1, len(case.tickets) + 1)]
     if answer_format in DIVISION_FORMATS:
-        lines.append(division_line((result or kata.score(case)).total_prize, len(case.tickets)))
+        lines.append(division_line((result or kata.score(case)).total_prize, len(case.tickets),
+                                   stepwise=answer_format == "stepwise"))
     return lines
 
 
@@ -188,7 +202,7 @@ def is_ticket_work_line(line: str) -> bool:
 
 
 def is_division_line(line: str) -> bool:
-    return DIVISION_LINE.fullmatch(line) is not None
+    return DIVISION_LINE.fullmatch(line) is not None or STEPWISE_LINE.fullmatch(line) is not None
 
 
 def is_work_line(line: str) -> bool:
