@@ -16,13 +16,16 @@ def test_official_example_division() -> None:
     assert formats.division_rate(line) == "62.5"
 
 
+def prize_totals(n_tickets: int) -> list[int]:
+    """Total prizes of every mix of 0..2 tickets per rank that ``n_tickets`` tickets can hold."""
+    prizes = [rank.prize for rank in kata.Rank]
+    return [sum(c * p for c, p in zip(counts, prizes, strict=True))
+            for counts in itertools.product(range(3), repeat=5) if sum(counts) <= n_tickets]
+
+
 @pytest.mark.parametrize("n_tickets", range(1, formats.MAX_TICKETS + 1))
 def test_division_rounds_half_up_like_the_kata(n_tickets: int) -> None:
-    prizes = [rank.prize for rank in kata.Rank]
-    for counts in itertools.product(range(3), repeat=5):
-        if sum(counts) > n_tickets:
-            continue
-        total = sum(c * p for c, p in zip(counts, prizes, strict=True))
+    for total in prize_totals(n_tickets):
         line = formats.division_line(total, n_tickets)
         assert formats.is_division_line(line) and formats.is_work_line(line)
         assert formats.division_rate(line) == kata.format_rate(total, n_tickets * kata.TICKET_PRICE), line
@@ -85,11 +88,7 @@ def test_tally_counts_each_rank_so_far() -> None:
 
 @pytest.mark.parametrize("n_tickets", [1, 3, 7, 8, 9, 10])
 def test_stepwise_division_brings_down_its_own_digits(n_tickets: int) -> None:
-    prizes = [rank.prize for rank in kata.Rank]
-    for counts in itertools.product(range(3), repeat=5):
-        if sum(counts) > n_tickets:
-            continue
-        total = sum(c * p for c, p in zip(counts, prizes, strict=True))
+    for total in prize_totals(n_tickets):
         line = formats.division_line(total, n_tickets, stepwise=True)
         assert formats.is_division_line(line)
         assert formats.division_rate(line) == kata.format_rate(total, n_tickets * kata.TICKET_PRICE), line
