@@ -62,6 +62,31 @@ def _corpus_and_tokenizer(tmp_path: Path, data_params: DataParams) -> tuple[Path
     return corpus, tok_dir
 
 
+def test_bf16_autocast_on_cpu_keeps_fp32_weights_and_the_loss(tiny_corpus: Path, tiny_tokenizer: Path) -> None:
+    from lottogpt.model import GPT, GPTConfig
+
+    tok = tokenizer.Tokenizer.load(tiny_tokenizer)
+    encoded = train.Encoded(tok, data.read_split(tiny_corpus, "val"), block_size=512)
+    x, y = train.make_batch(encoded, np.array([0, 1, 2]))
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=512, n_layer=2, n_head=2, n_embd=64))
+    cpu = torch.device("cpu")
+    with train.autocast_context(cpu, "fp32"):
+        full = train.completion_loss(model, x, y)
+    with train.autocast_context(cpu, "bf16"):
+        half = train.completion_loss(model, x, y)
+    half.backward()
+    assert abs(full.item() - half.item()) < 0.05 * full.item()  # bf16 products, fp32 loss
+    assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in model.parameters())
+    with train.autocast_context(cpu, "auto"):  # auto means fp32 on CPU
+        assert train.completion_loss(model, x, y).item() == full.item()
+
+
+def test_unknown_precision_is_refused() -> None:
+    with pytest.raises(params.ParamsError, match=r"train\.precision"):
+        params.validate(Params(train=TrainParams(precision="fp8")))
+
+
 def test_overfits_a_few_cases_to_exact_match(tmp_path: Path) -> None:
     few = DataParams(seed=5, n_train=4, n_val=4, n_test=2, n_test_natural=2, min_tickets=1, max_tickets=1)
     corpus, tok_dir = _corpus_and_tokenizer(tmp_path, few)

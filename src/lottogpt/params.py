@@ -58,6 +58,9 @@ class ModelParams:
     prev_token: bool = False  # add an embedding of the previous token (sharp induction keys)
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
 @dataclass
 class TrainParams:
     seed: int = 1337
@@ -77,6 +80,7 @@ class TrainParams:
     checkpoint_interval: int = 100
     device: str = "auto"
     compile: bool = False
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 elsewhere), fp32 or bf16 (autocast, fp32 weights)
     threads: int = 0  # 0 = torch default
 
 
@@ -172,5 +176,7 @@ def validate(params: Params) -> None:
         raise ParamsError("data.natural_share must be within 0..1")
     if data.answer_format not in ANSWER_FORMATS:
         raise ParamsError(f"data.answer_format must be one of {ANSWER_FORMATS}")
+    if params.train.precision not in PRECISIONS:
+        raise ParamsError(f"train.precision must be one of {PRECISIONS}")
     if params.model.n_embd % params.model.n_head:
         raise ParamsError("model.n_embd must be a multiple of model.n_head")
