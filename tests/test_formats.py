@@ -89,12 +89,38 @@ def test_tally_counts_each_rank_so_far() -> None:
 @pytest.mark.parametrize("n_tickets", [1, 3, 7, 8, 9, 10])
 def test_stepwise_division_brings_down_its_own_digits(n_tickets: int) -> None:
     for total in prize_totals(n_tickets):
-        line = formats.division_line(total, n_tickets, stepwise=True)
+        line = formats.division_line(total, n_tickets, style="stepwise")
         assert formats.is_division_line(line)
         assert formats.division_rate(line) == kata.format_rate(total, n_tickets * kata.TICKET_PRICE), line
         steps = formats.STEPWISE_STEP.findall(line)
         plain = formats.division_line(total, n_tickets)
         assert "".join(d for d, _, _ in steps) == plain.split(formats.DIVISION_SIGN)[0]  # the dividend
-    assert formats.division_line(5_000, 8, stepwise=True) == "÷8: 50⁵ 06² 02⁴ 45⁴"
+    assert formats.division_line(5_000, 8, style="stepwise") == "÷8: 50⁵ 06² 02⁴ 45⁴"
     case = kata.official_example()
     assert formats.work_lines(case, "stepwise")[-1] == "÷8: 50⁵ 06² 02⁴ 45⁴"
+
+
+def test_ledger_tally_names_the_prize_rank() -> None:
+    case = kata.Case(((1, 2, 3, 10, 11, 12), (1, 2, 3, 4, 5, 7), (1, 2, 3, 13, 14, 15), (1, 2, 3, 4, 5, 6),
+                      (20, 21, 22, 23, 24, 25), (1, 2, 7, 30, 31, 32), (1, 2, 3, 4, 16, 17)), (1, 2, 3, 4, 5, 6), 7)
+    work = formats.work_lines(case, "ledger")
+    assert [w.split("=")[1] for w in work[:-1]] == ["3 Ⅴ1", "5b Ⅱ1", "3 Ⅴ2", "6 Ⅰ1", "0", "2b", "4 Ⅳ1"]
+    assert all(formats.is_ticket_work_line(w) for w in work[:-1])
+    assert [formats.strip_tally(w) for w in work[:-1]] == formats.work_lines(case, "worksheet")
+    assert [formats.strip_tally(w) for w in work[:-1]] == [formats.strip_tally(w)
+                                                           for w in formats.work_lines(case, "stepwise")[:-1]]
+    work_part, answer = formats.split_work(formats.render_completion(case, "ledger"))
+    assert work_part == work and "\n".join(answer) == kata.score(case).output
+
+
+@pytest.mark.parametrize("n_tickets", [1, 7, 9, 10, 14])
+def test_ledger_division_is_stepwise_without_spaces(n_tickets: int) -> None:
+    for total in prize_totals(n_tickets):
+        line = formats.division_line(total, n_tickets, style="ledger")
+        assert formats.is_division_line(line)
+        assert formats.division_rate(line) == kata.format_rate(total, n_tickets * kata.TICKET_PRICE), line
+        stepwise = formats.division_line(total, n_tickets, style="stepwise")
+        assert line == stepwise.replace(" ", "").replace(":", ": ")
+    assert formats.work_lines(kata.official_example(), "ledger")[-1] == "÷8: 50⁵06²02⁴45⁴"
+    with pytest.raises(ValueError, match="style"):
+        formats.division_line(5_000, 8, style="short")

@@ -146,3 +146,15 @@ def test_stepwise_steps_tag_only_the_quotient_digit(place_tok: tokenizer.Tokeniz
     tagged = [p for p in pieces if p in tokenizer.PLACE_CHARS]
     assert tagged == [tokenizer.PLACE_CHARS[10 * place + q] for place, q in ((3, 0), (2, 6), (1, 2), (0, 5))]
     assert "5" in pieces and "4" in pieces  # the dividend digits brought down stay plain digits
+
+
+def test_ledger_lines_tag_quotients_and_keep_the_rank_labels(place_tok: tokenizer.Tokenizer) -> None:
+    pieces = [place_tok.piece(i) for i in place_tok.encode("÷8: 50⁵06²02⁴45⁴")]
+    tagged = [p for p in pieces if p in tokenizer.PLACE_CHARS]
+    assert tagged == [tokenizer.PLACE_CHARS[10 * place + q] for place, q in ((3, 0), (2, 6), (1, 2), (0, 5))]
+    for label in formats.TALLY_CHARS:  # each rank label is a piece of its own
+        assert label in [place_tok.piece(i) for i in place_tok.encode(f"⑤2+ 6+ 9+ 22+ 28. 32+ =5 {label}2")]
+    cases = data.generate_cases(dataclasses.replace(TINY, answer_format="ledger", max_tickets=10))["test"]
+    for case in cases:
+        text = formats.render_prompt(case, "ledger") + formats.render_completion(case, "ledger")
+        assert place_tok.decode(place_tok.encode(text)) == text

@@ -33,6 +33,12 @@ Answer formats (``data.answer_format``):
 * ``stepwise``: as ``tally``, but the division line is written step by step, each step bringing down
   its own dividend digit (``÷8: 50⁵ 06² 02⁴ 45⁴``), so no step has to look its digit up in a number
   written earlier.
+* ``ledger``: as ``stepwise``, with two changes that make each lookup one step. The tally names its
+  prize rank (``=5 Ⅲ2``: the second 3rd-prize ticket so far; Ⅰ..Ⅴ are the 1st..5th prizes), so the
+  tally to continue is "the number after the last Ⅲ" rather than "the number after the ``#`` two tokens
+  after the last ``5``". The division steps are written without spaces (``÷8: 50⁵06²02⁴45⁴``), so each
+  brought-down digit directly follows the remainder it joins: the two halves of the partial dividend
+  are neighbouring tokens.
 
 The user always sees only the six lines; the work lines are shown on request.
 """
@@ -44,18 +50,24 @@ from collections.abc import Sequence
 
 from lottogpt import kata
 
-ANSWER_FORMATS = ("direct", "scratchpad", "worksheet", "tool", "longdiv", "tally", "stepwise")
+ANSWER_FORMATS = ("direct", "scratchpad", "worksheet", "tool", "longdiv", "tally", "stepwise", "ledger")
 # Formats whose work lines hold the ticket numbers as input that the runtime feeds in.
-FED_FORMATS = ("worksheet", "tool", "longdiv", "tally", "stepwise")
+FED_FORMATS = ("worksheet", "tool", "longdiv", "tally", "stepwise", "ledger")
 # Formats whose tokenizer tags the digits of the division and the rate with their place value.
-PLACE_FORMATS = ("longdiv", "tally", "stepwise")
+PLACE_FORMATS = ("longdiv", "tally", "stepwise", "ledger")
 # Formats that write the long division of the rate, and those that tally each rank in the work lines.
-DIVISION_FORMATS = ("longdiv", "tally", "stepwise")
-TALLY_FORMATS = ("tally", "stepwise")
+DIVISION_FORMATS = ("longdiv", "tally", "stepwise", "ledger")
+TALLY_FORMATS = ("tally", "stepwise", "ledger")
+# How each division format spells the division line (see division_line).
+DIVISION_STYLES = {"longdiv": "longdiv", "tally": "longdiv", "stepwise": "stepwise", "ledger": "ledger"}
 TOOL_CALL = "⟨rate⟩"
 SUPERSCRIPTS = "⁰¹²³⁴⁵⁶⁷⁸⁹"
 DIVISION_SIGN = "÷"
 FLAG_WINNING, FLAG_BONUS, FLAG_MISS = "+", "b", "."
+# The ledger format's tally labels: the prize rank (1st prize = six matches) as a Roman numeral.
+TALLY_LABELS = {kata.Rank.SIX: "Ⅰ", kata.Rank.FIVE_BONUS: "Ⅱ", kata.Rank.FIVE: "Ⅲ", kata.Rank.FOUR: "Ⅳ",
+                kata.Rank.THREE: "Ⅴ"}
+TALLY_CHARS = "".join(TALLY_LABELS.values())
 
 # Circled numbers 1..50 live in three Unicode blocks.
 _CIRCLED = (
@@ -67,13 +79,16 @@ MAX_TICKETS = len(_CIRCLED)
 CIRCLED_CHARS = "".join(_CIRCLED)
 
 _HEADER_LINE = re.compile(r"\d{1,2}\+(?: \d{1,2}\+){5} \d{1,2}b")
-_WORK_LINE = re.compile(rf"[{CIRCLED_CHARS}]\d{{1,2}}[+b.](?: \d{{1,2}}[+b.]){{5}} =\db?(?: #\d+)?")
-_TALLY = re.compile(r" #\d+$")
+_WORK_LINE = re.compile(rf"[{CIRCLED_CHARS}]\d{{1,2}}[+b.](?: \d{{1,2}}[+b.]){{5}} =\db?(?: [#{TALLY_CHARS}]\d+)?")
+_TALLY = re.compile(rf" [#{TALLY_CHARS}]\d+$")
 DIVISION_LINE = re.compile(rf"(\d{{2,}}){DIVISION_SIGN}(\d+)=((?:\d[{SUPERSCRIPTS}]+)+)")
 DIVISION_STEP = re.compile(rf"(\d)([{SUPERSCRIPTS}]+)")
 # The stepwise spelling: each step is the dividend digit, the quotient digit and the remainder.
 STEPWISE_LINE = re.compile(rf"{DIVISION_SIGN}(\d+):((?: \d\d[{SUPERSCRIPTS}]+)+)")
 STEPWISE_STEP = re.compile(rf" (\d)(\d)([{SUPERSCRIPTS}]+)")
+# The ledger spelling: the same steps without spaces between them.
+LEDGER_LINE = re.compile(rf"{DIVISION_SIGN}(\d+): ((?:\d\d[{SUPERSCRIPTS}]+)+)")
+LEDGER_STEP = re.compile(rf"(\d)(\d)([{SUPERSCRIPTS}]+)")
 
 
 def ticket_marker(index: int) -> str:
@@ -103,8 +118,12 @@ def header_line(case: kata.Case) -> str:
     return " ".join(cells)
 
 
-def work_line(case: kata.Case, index: int, tally: bool = False) -> str:
-    """The scratchpad line of ticket ``index`` (1-based); with ``tally``, a winning ticket's running tally."""
+def work_line(case: kata.Case, index: int, tally: bool = False, rank_labels: bool = False) -> str:
+    """The scratchpad line of ticket ``index`` (1-based); with ``tally``, a winning ticket's running tally.
+
+    The tally is ``#k`` (the k-th ticket of this rank so far), or with ``rank_labels`` the rank's numeral
+    and k (``Ⅲ2``).
+    """
     ticket = case.tickets[index - 1]
     winning = set(case.winning)
     cells = []
@@ -120,7 +139,8 @@ def work_line(case: kata.Case, index: int, tally: bool = False) -> str:
     line = f"{ticket_marker(index)}{' '.join(cells)} ={count}"
     rank = case.rank(ticket)
     if tally and rank is not None:
-        line += f" #{sum(case.rank(t) is rank for t in case.tickets[:index])}"
+        label = TALLY_LABELS[rank] if rank_labels else "#"
+        line += f" {label}{sum(case.rank(t) is rank for t in case.tickets[:index])}"
     return line
 
 
@@ -133,7 +153,7 @@ def superscript(number: int) -> str:
     return "".join(SUPERSCRIPTS[int(d)] for d in str(number))
 
 
-def division_line(total_prize: int, n_tickets: int, stepwise: bool = False) -> str:
+def division_line(total_prize: int, n_tickets: int, style: str = "longdiv") -> str:
     """The long division of the return rate, in the ``longdiv`` format's work line.
 
     ``n`` tickets cost ``1,000 n`` won, so the rate is ``prize / (1,000 n) * 100 %`` = ``prize / n`` tenths
@@ -141,15 +161,21 @@ def division_line(total_prize: int, n_tickets: int, stepwise: bool = False) -> s
     ``prize + n // 2`` (at least two digits) by ``n``: for each dividend digit, the quotient digit, then
     the remainder so far in superscript. 5,000 won over 8 tickets: ``5004÷8=0⁵6²2⁴5⁴``, quotient 0625,
     the rate 62.5%. Each step needs only the previous remainder, one dividend digit and ``n``.
-    ``stepwise`` writes each step as dividend digit, quotient digit, remainder: ``÷8: 50⁵ 06² 02⁴ 45⁴``.
+    The ``stepwise`` style writes each step as dividend digit, quotient digit, remainder:
+    ``÷8: 50⁵ 06² 02⁴ 45⁴``; the ``ledger`` style writes the same steps without spaces: ``÷8: 50⁵06²02⁴45⁴``.
     """
+    if style not in ("longdiv", "stepwise", "ledger"):
+        raise ValueError(f"unknown division style {style!r}")
     if n_tickets < 1:
         raise ValueError("the division needs at least one ticket")
+    stepwise = style != "longdiv"
     dividend = f"{total_prize + n_tickets // 2:02d}"
     steps, remainder = [], 0
     for digit in dividend:
         quotient, remainder = divmod(remainder * 10 + int(digit), n_tickets)
         steps.append(f"{digit if stepwise else ''}{quotient}{superscript(remainder)}")
+    if style == "ledger":
+        return f"{DIVISION_SIGN}{n_tickets}: " + "".join(steps)
     if stepwise:
         return f"{DIVISION_SIGN}{n_tickets}:" + "".join(f" {step}" for step in steps)
     return f"{dividend}{DIVISION_SIGN}{n_tickets}={''.join(steps)}"
@@ -159,10 +185,13 @@ def division_rate(line: str) -> str | None:
     """The rate a division line yields, in the kata's spelling (``62.5``); ``None`` if it is no such line."""
     match = DIVISION_LINE.fullmatch(line)
     stepwise = STEPWISE_LINE.fullmatch(line)
+    ledger = LEDGER_LINE.fullmatch(line)
     if match is not None:
         tenths = int("".join(step[0] for step in DIVISION_STEP.findall(match.group(3))))
     elif stepwise is not None:
         tenths = int("".join(step[1] for step in STEPWISE_STEP.findall(stepwise.group(2))))
+    elif ledger is not None:
+        tenths = int("".join(step[1] for step in LEDGER_STEP.findall(ledger.group(2))))
     else:
         return None
     return f"{tenths // 10:,}.{tenths % 10}"
@@ -172,11 +201,11 @@ def work_lines(case: kata.Case, answer_format: str, result: kata.Result | None =
     """The work lines of ``case`` in ``answer_format``, in the order the model writes them."""
     if answer_format == "direct":
         return []
-    tally = answer_format in TALLY_FORMATS
-    lines = [work_line(case, i, tally) for i in range(1, len(case.tickets) + 1)]
+    tally, labels = answer_format in TALLY_FORMATS, answer_format == "ledger"
+    lines = [work_line(case, i, tally, labels) for i in range(1, len(case.tickets) + 1)]
     if answer_format in DIVISION_FORMATS:
         lines.append(division_line((result or kata.score(case)).total_prize, len(case.tickets),
-                                   stepwise=answer_format == "stepwise"))
+                                   DIVISION_STYLES[answer_format]))
     return lines
 
 
@@ -202,7 +231,7 @@ def is_ticket_work_line(line: str) -> bool:
 
 
 def is_division_line(line: str) -> bool:
-    return DIVISION_LINE.fullmatch(line) is not None or STEPWISE_LINE.fullmatch(line) is not None
+    return any(pattern.fullmatch(line) is not None for pattern in (DIVISION_LINE, STEPWISE_LINE, LEDGER_LINE))
 
 
 def is_work_line(line: str) -> bool:

@@ -105,6 +105,14 @@ def _mark_places(line: str) -> str | None:
         marked_steps = "".join(f" {digit}{_place_digits(quotient, [top - i])}{remainder}"
                                for i, (digit, quotient, remainder) in enumerate(found))
         return f"{formats.DIVISION_SIGN}{divisor}:{marked_steps}"
+    ledger = formats.LEDGER_LINE.fullmatch(line)
+    if ledger:  # as stepwise, without the spaces
+        divisor, steps = ledger.groups()
+        found = formats.LEDGER_STEP.findall(steps)
+        top = len(found) - 1
+        marked_steps = "".join(f"{digit}{_place_digits(quotient, [top - i])}{remainder}"
+                               for i, (digit, quotient, remainder) in enumerate(found))
+        return f"{formats.DIVISION_SIGN}{divisor}: {marked_steps}"
     rate = _RATE_LINE.fullmatch(line)
     if rate:
         prefix, number, suffix = rate.groups()
@@ -140,7 +148,7 @@ def from_pieces_text(text: str) -> str:
 def user_symbols(place_digits: bool = False) -> list[str]:
     symbols = [*NUMBER_CHARS, NEWLINE_CHAR, *PHRASE_CHARS, *formats.CIRCLED_CHARS, formats.TOOL_CALL]
     if place_digits:
-        symbols += [*PLACE_CHARS, *formats.SUPERSCRIPTS, formats.DIVISION_SIGN]
+        symbols += [*PLACE_CHARS, *formats.SUPERSCRIPTS, formats.DIVISION_SIGN, *formats.TALLY_CHARS]
     return symbols
 
 
