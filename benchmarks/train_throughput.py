@@ -3,7 +3,8 @@
 Both models get the same shape (layers, width, heads, context, vocabulary, no dropout), the same batch
 of random tokens (rows x context), the same loss (cross-entropy over every position), the same AdamW
 (parameter groups, betas, weight decay as ``pipeline/train.py``), the same gradient clipping and, on
-CUDA, the same bf16 autocast. One step = forward + loss + backward + clip + optimizer step + ``loss.item()``
+the same precision (``--precision``, default ``train.precision``: bf16 autocast on CUDA, and on CPU when
+asked). One step = forward + loss + backward + clip + optimizer step + ``loss.item()``
 (the train loop reads the loss every step). After warmup steps, timed repeats alternate the order
 (ours, HF / HF, ours / ...) so that drift on the machine hits both alike; the figure is the median
 tokens/s over repeats. Target of issue 9: ours >= 1.3x HF.
@@ -48,6 +49,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per model before timing")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per model per repeat")
     parser.add_argument("--repeats", type=int, default=4, help="timed repeats per model, order alternating")
+    parser.add_argument("--precision", default="", choices=["", "auto", "fp32", "bf16"],
+                        help="autocast for both models ('': train.precision)")
+    parser.add_argument("--prev-token", action=argparse.BooleanOptionalAction, default=None,
+                        help="our model's previous-token embedding (default: model.prev_token)")
     parser.add_argument("--hf-attn", default="sdpa", choices=["sdpa", "eager"],
                         help="attention implementation of GPT2LMHeadModel (sdpa is its fast default)")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1...")
@@ -78,6 +83,8 @@ def resolve_shape(args: argparse.Namespace) -> dict[str, Any]:
         "n_layer": args.n_layer or loaded.model.n_layer, "n_head": args.n_head or loaded.model.n_head,
         "n_embd": args.n_embd or loaded.model.n_embd, "context": context, "vocab_size": vocab,
         "vocab_source": vocab_source, "rope": loaded.model.rope if args.rope is None else args.rope,
+        "prev_token": loaded.model.prev_token if args.prev_token is None else args.prev_token,
+        "precision": args.precision or loaded.train.precision,
         "batch_rows": rows, "batch_tokens": rows * context,
     }
     if shape["n_embd"] % shape["n_head"]:
@@ -95,7 +102,8 @@ def build_models(shape: dict[str, Any], hf_attn: str, device: Any) -> dict[str, 
 
     transformers.logging.set_verbosity_error()
     ours = GPT(GPTConfig(vocab_size=shape["vocab_size"], block_size=shape["context"], n_layer=shape["n_layer"],
-                         n_head=shape["n_head"], n_embd=shape["n_embd"], dropout=0.0, rope=shape["rope"]))
+                         n_head=shape["n_head"], n_embd=shape["n_embd"], dropout=0.0, rope=shape["rope"],
+                         prev_token=shape["prev_token"]))
     hf_config = GPT2Config(vocab_size=shape["vocab_size"], n_positions=shape["context"], n_embd=shape["n_embd"],
                            n_layer=shape["n_layer"], n_head=shape["n_head"], resid_pdrop=0.0, embd_pdrop=0.0,
                            attn_pdrop=0.0, use_cache=False, bos_token_id=1, eos_token_id=2,
@@ -122,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch.nn.functional as F  # noqa: N812
 
     from lottogpt.inference import pick_device
-    from lottogpt.train import IGNORE, completion_loss
+    from lottogpt.train import IGNORE, autocast_context, completion_loss
 
     setup = resolve_shape(args)
     shape, optim = setup["shape"], setup["optimizer"]
@@ -144,8 +152,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     size = (shape["batch_rows"], shape["context"])
     batches = [(torch.randint(0, shape["vocab_size"], size, generator=generator).to(device),
                 torch.randint(0, shape["vocab_size"], size, generator=generator).to(device)) for _ in range(4)]
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                else contextlib.nullcontext())
+    autocast = autocast_context(device, shape["precision"])  # the same for both models
     last_loss: dict[str, float] = {}
 
     def sync() -> None:
@@ -195,7 +202,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": bc.machine(str(device)),
         "command": bc.command_line(),
         "config": {**shape, **optim, "warmup_steps": args.warmup, "timed_steps": args.steps,
-                   "repeats": args.repeats, "autocast": "bf16" if device.type == "cuda" else None,
+                   "repeats": args.repeats,
+                   "autocast": None if isinstance(autocast, contextlib.nullcontext) else "bf16",
                    "hf_attn_implementation": built["hf_attn"], "transformers": built["transformers"]},
         "ours": per_model["ours"],
         "hf_gpt2": per_model["hf"],

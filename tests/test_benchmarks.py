@@ -36,13 +36,14 @@ def test_train_throughput(tmp_path: Path) -> None:
     pytest.importorskip("transformers")
     result = run_script("train_throughput", tmp_path, "--n-layer", "1", "--n-embd", "32", "--n-head", "2",
                         "--context", "32", "--batch-rows", "2", "--warmup", "1", "--steps", "2", "--repeats", "2",
-                        "--threads", "1")
+                        "--threads", "1", "--precision", "bf16")
     for side in ("ours", "hf_gpt2"):
         assert result[side]["tokens_per_second"] > 0 and result[side]["step_ms"] > 0
         assert len(result[side]["tokens_per_second_repeats"]) == 2
         assert result[side]["parameters"] > 0
     assert result["ratio"] > 0 and isinstance(result["meets_target"], bool)
     assert result["config"]["batch_tokens"] == 64 and result["config"]["n_layer"] == 1
+    assert result["config"]["precision"] == "bf16" and result["config"]["autocast"] == "bf16"
 
 
 def test_decode_latency(tmp_path: Path, tiny_checkpoint: Path) -> None:
