@@ -62,6 +62,26 @@ def _corpus_and_tokenizer(tmp_path: Path, data_params: DataParams) -> tuple[Path
     return corpus, tok_dir
 
 
+def test_sampler_weights_ticket_counts_by_count_power(tiny_corpus: Path, tiny_tokenizer: Path) -> None:
+    tok = tokenizer.Tokenizer.load(tiny_tokenizer)
+    encoded = train.Encoded(tok, data.read_split(tiny_corpus, "train"), block_size=512)
+    counts = sorted(int(n) for n in np.unique(encoded.n_tickets))
+
+    def drawn(power: float, step: int = 10_000, curriculum_steps: int = 0) -> np.ndarray:
+        sampler = train.Sampler(encoded, 2048, seed=3, curriculum_steps=curriculum_steps, count_power=power)
+        return np.array([sampler.draw_count(step) for _ in range(4000)])
+
+    uniform, linear = drawn(0.0), drawn(1.0)
+    for n in counts:
+        assert abs((uniform == n).mean() - 1 / len(counts)) < 0.03
+        assert abs((linear == n).mean() - n / sum(counts)) < 0.03
+    early = drawn(1.0, step=0, curriculum_steps=100)  # the curriculum still caps n: counts 1 and 2 at step 0
+    assert set(early) == {1, 2} and abs((early == 2).mean() - 2 / 3) < 0.03
+    # count_power 0 keeps the uniform draw of earlier runs: the same batches for the same seed
+    old, new = train.Sampler(encoded, 2048, 3, 0), train.Sampler(encoded, 2048, 3, 0, count_power=0.0)
+    assert all(torch.equal(old.sample(step)[0], new.sample(step)[0]) for step in range(5))
+
+
 def test_bf16_autocast_on_cpu_keeps_fp32_weights_and_the_loss(tiny_corpus: Path, tiny_tokenizer: Path) -> None:
     from lottogpt.model import GPT, GPTConfig
 

@@ -75,6 +75,7 @@ class TrainParams:
     beta2: float = 0.99
     grad_clip: float = 1.0
     curriculum_steps: int = 0  # steps over which the max number of tickets grows to data.max_tickets
+    count_power: float = 0.0  # a batch's ticket count n is drawn with weight n ** count_power (0 = uniform)
     eval_interval: int = 100
     eval_cases: int = 64
     checkpoint_interval: int = 100
@@ -176,6 +177,8 @@ def validate(params: Params) -> None:
         raise ParamsError("data.natural_share must be within 0..1")
     if data.answer_format not in ANSWER_FORMATS:
         raise ParamsError(f"data.answer_format must be one of {ANSWER_FORMATS}")
+    if params.train.count_power < 0:
+        raise ParamsError("train.count_power must be >= 0")
     if params.train.precision not in PRECISIONS:
         raise ParamsError(f"train.precision must be one of {PRECISIONS}")
     if params.model.n_embd % params.model.n_head:
