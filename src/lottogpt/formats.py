@@ -194,7 +194,7 @@ def division_rate(line: str) -> str | None:
         tenths = int("".join(step[1] for step in LEDGER_STEP.findall(ledger.group(2))))
     else:
         return None
-    return f"{tenths // 10:,}.{tenths % 10}"
+    return kata.format_tenths(tenths)
 
 
 def work_lines(case: kata.Case, answer_format: str, result: kata.Result | None = None) -> list[str]:

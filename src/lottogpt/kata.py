@@ -240,6 +240,11 @@ def format_rate(total_prize: int, amount: int) -> str:
     tenths, remainder = divmod(total_prize * 1000, amount)
     if 2 * remainder >= amount:
         tenths += 1
+    return format_tenths(tenths)
+
+
+def format_tenths(tenths: int) -> str:
+    """A rate given in tenths of a percent, spelled as the kata prints it: 6255 -> ``625.5``, 12345 -> ``1,234.5``."""
     return f"{tenths // 10:,}.{tenths % 10}"
 
 
