@@ -94,7 +94,7 @@ def test_stepwise_division_brings_down_its_own_digits(n_tickets: int) -> None:
         assert formats.division_rate(line) == kata.format_rate(total, n_tickets * kata.TICKET_PRICE), line
         steps = formats.STEPWISE_STEP.findall(line)
         plain = formats.division_line(total, n_tickets)
-        assert "".join(d for d, _, _ in steps) == plain.split(formats.DIVISION_SIGN)[0]  # the dividend
+        assert "".join(d for _, d, _, _ in steps) == plain.split(formats.DIVISION_SIGN)[0]  # the dividend
     assert formats.division_line(5_000, 8, style="stepwise") == "÷8: 50⁵ 06² 02⁴ 45⁴"
     case = kata.official_example()
     assert formats.work_lines(case, "stepwise")[-1] == "÷8: 50⁵ 06² 02⁴ 45⁴"

@@ -83,12 +83,10 @@ _WORK_LINE = re.compile(rf"[{CIRCLED_CHARS}]\d{{1,2}}[+b.](?: \d{{1,2}}[+b.]){{5
 _TALLY = re.compile(rf" [#{TALLY_CHARS}]\d+$")
 DIVISION_LINE = re.compile(rf"(\d{{2,}}){DIVISION_SIGN}(\d+)=((?:\d[{SUPERSCRIPTS}]+)+)")
 DIVISION_STEP = re.compile(rf"(\d)([{SUPERSCRIPTS}]+)")
-# The stepwise spelling: each step is the dividend digit, the quotient digit and the remainder.
-STEPWISE_LINE = re.compile(rf"{DIVISION_SIGN}(\d+):((?: \d\d[{SUPERSCRIPTS}]+)+)")
-STEPWISE_STEP = re.compile(rf" (\d)(\d)([{SUPERSCRIPTS}]+)")
-# The ledger spelling: the same steps without spaces between them.
-LEDGER_LINE = re.compile(rf"{DIVISION_SIGN}(\d+): ((?:\d\d[{SUPERSCRIPTS}]+)+)")
-LEDGER_STEP = re.compile(rf"(\d)(\d)([{SUPERSCRIPTS}]+)")
+# The stepwise and ledger spellings: each step is the dividend digit, the quotient digit and the remainder,
+# after a space (stepwise) or, but for the first, right after the step before (ledger).
+STEPWISE_LINE = re.compile(rf"{DIVISION_SIGN}(\d+):((?: ?\d\d[{SUPERSCRIPTS}]+)+)")
+STEPWISE_STEP = re.compile(rf"( ?)(\d)(\d)([{SUPERSCRIPTS}]+)")
 
 
 def ticket_marker(index: int) -> str:
@@ -185,13 +183,10 @@ def division_rate(line: str) -> str | None:
     """The rate a division line yields, in the kata's spelling (``62.5``); ``None`` if it is no such line."""
     match = DIVISION_LINE.fullmatch(line)
     stepwise = STEPWISE_LINE.fullmatch(line)
-    ledger = LEDGER_LINE.fullmatch(line)
     if match is not None:
         tenths = int("".join(step[0] for step in DIVISION_STEP.findall(match.group(3))))
     elif stepwise is not None:
-        tenths = int("".join(step[1] for step in STEPWISE_STEP.findall(stepwise.group(2))))
-    elif ledger is not None:
-        tenths = int("".join(step[1] for step in LEDGER_STEP.findall(ledger.group(2))))
+        tenths = int("".join(quotient for _, _, quotient, _ in STEPWISE_STEP.findall(stepwise.group(2))))
     else:
         return None
     return kata.format_tenths(tenths)
@@ -231,7 +226,7 @@ def is_ticket_work_line(line: str) -> bool:
 
 
 def is_division_line(line: str) -> bool:
-    return any(pattern.fullmatch(line) is not None for pattern in (DIVISION_LINE, STEPWISE_LINE, LEDGER_LINE))
+    return DIVISION_LINE.fullmatch(line) is not None or STEPWISE_LINE.fullmatch(line) is not None
 
 
 def is_work_line(line: str) -> bool:

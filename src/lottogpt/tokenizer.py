@@ -98,21 +98,13 @@ def _mark_places(line: str) -> str | None:
                                for i, (quotient, remainder) in enumerate(formats.DIVISION_STEP.findall(steps)))
         return f"{_place_digits(dividend)}{formats.DIVISION_SIGN}{divisor}={marked_steps}"
     stepwise = formats.STEPWISE_LINE.fullmatch(line)
-    if stepwise:  # the dividend digit stays plain, the quotient digit carries its place
+    if stepwise:  # stepwise and ledger: the dividend digit stays plain, the quotient digit carries its place
         divisor, steps = stepwise.groups()
         found = formats.STEPWISE_STEP.findall(steps)
         top = len(found) - 1
-        marked_steps = "".join(f" {digit}{_place_digits(quotient, [top - i])}{remainder}"
-                               for i, (digit, quotient, remainder) in enumerate(found))
+        marked_steps = "".join(f"{space}{digit}{_place_digits(quotient, [top - i])}{remainder}"
+                               for i, (space, digit, quotient, remainder) in enumerate(found))
         return f"{formats.DIVISION_SIGN}{divisor}:{marked_steps}"
-    ledger = formats.LEDGER_LINE.fullmatch(line)
-    if ledger:  # as stepwise, without the spaces
-        divisor, steps = ledger.groups()
-        found = formats.LEDGER_STEP.findall(steps)
-        top = len(found) - 1
-        marked_steps = "".join(f"{digit}{_place_digits(quotient, [top - i])}{remainder}"
-                               for i, (digit, quotient, remainder) in enumerate(found))
-        return f"{formats.DIVISION_SIGN}{divisor}: {marked_steps}"
     rate = _RATE_LINE.fullmatch(line)
     if rate:
         prefix, number, suffix = rate.groups()
