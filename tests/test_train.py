@@ -107,12 +107,32 @@ def test_unknown_precision_is_refused() -> None:
         params.validate(Params(train=TrainParams(precision="fp8")))
 
 
-def test_overfits_a_few_cases_to_exact_match(tmp_path: Path) -> None:
+def test_unknown_optimizer_is_refused() -> None:
+    with pytest.raises(params.ParamsError, match=r"train\.optimizer"):
+        params.validate(Params(train=TrainParams(optimizer="sgd")))
+
+
+@pytest.mark.parametrize("name", ["adamw", "muon"])
+def test_every_parameter_has_exactly_one_optimizer(name: str) -> None:
+    from lottogpt.model import GPT, GPTConfig
+
+    model = GPT(GPTConfig(vocab_size=50, n_layer=2, n_head=2, n_embd=16, prev_token=True))
+    optimizers = train.make_optimizers(model, Params(train=TrainParams(optimizer=name)), torch.device("cpu"))
+    owners = {id(p): type(o).__name__ for o in optimizers for g in o.param_groups for p in g["params"]}
+    assert len(owners) == sum(len(g["params"]) for o in optimizers for g in o.param_groups)  # no parameter twice
+    for param_name, param in model.named_parameters():
+        on_muon = name == "muon" and param.dim() == 2 and param_name.startswith("blocks.")
+        assert owners[id(param)] == ("Muon" if on_muon else "AdamW"), param_name
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_overfits_a_few_cases_to_exact_match(tmp_path: Path, optimizer: str) -> None:
     few = DataParams(seed=5, n_train=4, n_val=4, n_test=2, n_test_natural=2, min_tickets=1, max_tickets=1)
     corpus, tok_dir = _corpus_and_tokenizer(tmp_path, few)
     p = Params(data=few, model=ModelParams(n_layer=2, n_head=2, n_embd=64, block_size=128),
                train=TrainParams(max_steps=250, batch_tokens=512, lr=3e-3, warmup_steps=10, eval_interval=1000,
-                                 checkpoint_interval=1000, eval_cases=4, threads=1, weight_decay=0.0))
+                                 checkpoint_interval=1000, eval_cases=4, threads=1, weight_decay=0.0,
+                                 optimizer=optimizer))
     metrics = train.train(p, corpus, tok_dir, tmp_path / "ck", tmp_path / "results")
     assert metrics["final_loss"] < 0.05
     engine = ModelEngine(tmp_path / "ck")
@@ -139,8 +159,10 @@ def _env() -> dict:
     return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PYTHONUNBUFFERED": "1"}
 
 
-def test_sigkilled_run_resumes_from_its_checkpoint(tmp_path: Path, tiny_corpus: Path, tiny_tokenizer: Path) -> None:
-    p = tiny_params(max_steps=60, checkpoint_interval=5, eval_interval=1000)
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_sigkilled_run_resumes_from_its_checkpoint(tmp_path: Path, tiny_corpus: Path, tiny_tokenizer: Path,
+                                                   optimizer: str) -> None:
+    p = tiny_params(max_steps=60, checkpoint_interval=5, eval_interval=1000, optimizer=optimizer)
     p.model = ModelParams(n_layer=2, n_head=2, n_embd=64, block_size=512)
     work = _workdir(tmp_path, tiny_corpus, tiny_tokenizer, p)
     script = str(ROOT / "pipeline" / "train.py")

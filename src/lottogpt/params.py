@@ -59,6 +59,7 @@ class ModelParams:
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
+OPTIMIZERS = ("adamw", "muon")
 
 
 @dataclass
@@ -76,6 +77,7 @@ class TrainParams:
     grad_clip: float = 1.0
     curriculum_steps: int = 0  # steps over which the max number of tickets grows to data.max_tickets
     count_power: float = 0.0  # a batch's ticket count n is drawn with weight n ** count_power (0 = uniform)
+    optimizer: str = "adamw"  # adamw, or muon (Muon for the blocks' matrices, AdamW for embeddings and norms)
     eval_interval: int = 100
     eval_cases: int = 64
     checkpoint_interval: int = 100
@@ -179,6 +181,8 @@ def validate(params: Params) -> None:
         raise ParamsError(f"data.answer_format must be one of {ANSWER_FORMATS}")
     if params.train.count_power < 0:
         raise ParamsError("train.count_power must be >= 0")
+    if params.train.optimizer not in OPTIMIZERS:
+        raise ParamsError(f"train.optimizer must be one of {OPTIMIZERS}")
     if params.train.precision not in PRECISIONS:
         raise ParamsError(f"train.precision must be one of {PRECISIONS}")
     if params.model.n_embd % params.model.n_head:

@@ -141,11 +141,34 @@ def lr_at(step: int, params: Params) -> float:
     return train.min_lr + 0.5 * (train.lr - train.min_lr) * (1 + math.cos(math.pi * progress))
 
 
+def make_optimizers(model: torch.nn.Module, params: Params, device: torch.device) -> list[torch.optim.Optimizer]:
+    """AdamW for every parameter, or (``train.optimizer`` muon) Muon for the blocks' weight matrices.
+
+    Muon orthogonalises each matrix's update; embeddings and norm gains are not such matrices and stay
+    with AdamW. Muon's "match_rms_adamw" scaling lets both share ``train.lr`` and ``train.weight_decay``.
+    """
+    cfg = params.train
+    matrices = [p for name, p in model.named_parameters() if p.dim() == 2 and name.startswith("blocks.")]
+    if cfg.optimizer == "adamw":
+        decayed = [p for p in model.parameters() if p.dim() >= 2]
+    else:
+        decayed = [p for name, p in model.named_parameters() if p.dim() >= 2 and not name.startswith("blocks.")]
+    adamw = torch.optim.AdamW(
+        [{"params": decayed, "weight_decay": cfg.weight_decay},
+         {"params": [p for p in model.parameters() if p.dim() < 2], "weight_decay": 0.0}],
+        lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=device.type == "cuda",
+    )
+    if cfg.optimizer == "adamw":
+        return [adamw]
+    muon = torch.optim.Muon(matrices, lr=cfg.lr, weight_decay=cfg.weight_decay, adjust_lr_fn="match_rms_adamw")
+    return [adamw, muon]
+
+
 def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
     """bf16 autocast (weights and optimizer stay fp32) for ``precision`` bf16, and for auto on CUDA.
 
     On the 2-core development CPU (AVX-512 BF16) bf16 made one 8 x 512-token benchmark step 1.3x faster,
-    but real batches (many short rows) trained slower (12.2k against 13.9k tokens/s), so auto keeps fp32 there.
+    but on the corpus's own batches (many short rows) it was about as fast as fp32, so auto keeps fp32 there.
     """
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
         return torch.autocast(device.type, dtype=torch.bfloat16)
@@ -261,11 +284,7 @@ def train(params: Params, corpus_dir: str | Path, tokenizer_dir: str | Path, out
 
     config = GPTConfig(vocab_size=tokenizer.vocab_size, **asdict(params.model))
     model = GPT(config).to(device)
-    optimizer = torch.optim.AdamW(
-        [{"params": [p for p in model.parameters() if p.dim() >= 2], "weight_decay": cfg.weight_decay},
-         {"params": [p for p in model.parameters() if p.dim() < 2], "weight_decay": 0.0}],
-        lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=device.type == "cuda",
-    )
+    optimizers = make_optimizers(model, params, device)
     sampler = Sampler(train_set, cfg.batch_tokens, cfg.seed + dist_info.rank, cfg.curriculum_steps,
                       cfg.count_power)
     step, elapsed_before, curve = 0, 0.0, []
@@ -277,7 +296,8 @@ def train(params: Params, corpus_dir: str | Path, tokenizer_dir: str | Path, out
             from safetensors.torch import load_model
 
             load_model(model, str(out_dir / checkpoint.WEIGHTS_FILE), device=str(device))
-            optimizer.load_state_dict(state["optimizer"])
+            for optimizer, saved in zip(optimizers, state["optimizers"], strict=True):
+                optimizer.load_state_dict(saved)
             step, elapsed_before, curve = int(state["step"]), float(state["elapsed"]), list(state["curve"])
             sampler.rng.bit_generator.state = json.loads(state["sampler_rng"][dist_info.rank])
             torch.set_rng_state(state["torch_rng"])
@@ -315,8 +335,9 @@ def train(params: Params, corpus_dir: str | Path, tokenizer_dir: str | Path, out
             dist.all_gather_object(gathered, rng_states[0])
             rng_states = gathered
         tmp = state_path.with_suffix(".tmp")
-        torch.save({"optimizer": optimizer.state_dict(), "step": step, "elapsed": elapsed_before + clock(),
-                    "curve": curve, "sampler_rng": rng_states, "torch_rng": torch.get_rng_state(),
+        torch.save({"optimizers": [o.state_dict() for o in optimizers], "step": step,
+                    "elapsed": elapsed_before + clock(), "curve": curve, "sampler_rng": rng_states,
+                    "torch_rng": torch.get_rng_state(),
                     "fingerprint": print_fingerprint, "world_size": dist_info.world_size}, tmp)
         tmp.replace(state_path)
 
@@ -332,17 +353,20 @@ def train(params: Params, corpus_dir: str | Path, tokenizer_dir: str | Path, out
     model.train()
     progress = _progress(dist_info.main)
     for step in range(step, cfg.max_steps):  # noqa: B020
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, params)
+        for optimizer in optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, params)
         x, y = sampler.sample(step)
         x, y = x.to(device), y.to(device)
         with autocast:
             loss = completion_loss(model, x, y)
-        optimizer.zero_grad(set_to_none=True)
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
+        for optimizer in optimizers:
+            optimizer.step()
         tokens_seen += x.numel()
         value = loss.item()
         smooth_loss = value if smooth_loss is None else 0.95 * smooth_loss + 0.05 * value
