@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test lint
+.PHONY: setup repro gpu test lint
 
 $(BIN)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -15,6 +15,10 @@ setup: $(BIN)/.installed
 
 repro: setup
 	dvc repro
+
+# The GPU preset: the default params with training required on CUDA (bf16 autocast), as an experiment.
+gpu: setup
+	dvc exp run -n gpu -S train.device=cuda
 
 lint: setup
 	ruff check .
