@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -228,8 +229,9 @@ def test_block_size_too_small_is_refused_with_the_params_to_change(tiny_corpus: 
 
 def test_yaml_1_2_floats_from_dvc_exp_set_param(tmp_path: Path) -> None:
     """`dvc exp run -S train.lr=3e-4` writes `lr: 3e-4`, a string to YAML 1.1 readers."""
-    text = (ROOT / "params.yaml").read_text().replace("lr: 0.002", "lr: 3e-4").replace("min_lr: 0.0001",
-                                                                                        "min_lr: '1e-5'")
+    text = re.sub(r"(?m)^  lr: .*$", "  lr: 3e-4", (ROOT / "params.yaml").read_text())
+    text = re.sub(r"(?m)^  min_lr: .*$", "  min_lr: '1e-5'", text)
+    assert "lr: 3e-4" in text and "min_lr: '1e-5'" in text
     path = tmp_path / "params.yaml"
     path.write_text(text)
     loaded = params.load(path)
