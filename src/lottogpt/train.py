@@ -2,7 +2,8 @@
 
 Batches hold cases of one ticket count (so nearly no padding) and about ``train.batch_tokens``
 tokens each; with ``train.curriculum_steps`` the largest ticket count grows from ``data.min_tickets``
-to ``data.max_tickets``. AdamW with warmup and cosine decay, gradient clipping, seeded sampling.
+to ``data.max_tickets``. AdamW or Muon (``train.optimizer``) with warmup and cosine decay, gradient
+clipping, seeded sampling.
 Runs on CUDA (bf16 autocast, TF32), MPS or CPU, and under ``torchrun`` with DDP (rank 0 logs and
 writes). A checkpoint is written every ``train.checkpoint_interval`` steps; a killed run restarted
 with the same command and the same inputs resumes from it.
