@@ -149,20 +149,19 @@ def make_optimizers(model: torch.nn.Module, params: Params, device: torch.device
     with AdamW. Muon's "match_rms_adamw" scaling lets both share ``train.lr`` and ``train.weight_decay``.
     """
     cfg = params.train
-    matrices = [p for name, p in model.named_parameters() if p.dim() == 2 and name.startswith("blocks.")]
-    if cfg.optimizer == "adamw":
-        decayed = [p for p in model.parameters() if p.dim() >= 2]
-    else:
-        decayed = [p for name, p in model.named_parameters() if p.dim() >= 2 and not name.startswith("blocks.")]
+    matrices = [p for name, p in model.named_parameters()
+                if cfg.optimizer == "muon" and p.dim() == 2 and name.startswith("blocks.")]
+    on_muon = {id(p) for p in matrices}
+    rest = [p for p in model.parameters() if id(p) not in on_muon]
     adamw = torch.optim.AdamW(
-        [{"params": decayed, "weight_decay": cfg.weight_decay},
-         {"params": [p for p in model.parameters() if p.dim() < 2], "weight_decay": 0.0}],
+        [{"params": [p for p in rest if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+         {"params": [p for p in rest if p.dim() < 2], "weight_decay": 0.0}],
         lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=device.type == "cuda",
     )
-    if cfg.optimizer == "adamw":
+    if not matrices:
         return [adamw]
-    muon = torch.optim.Muon(matrices, lr=cfg.lr, weight_decay=cfg.weight_decay, adjust_lr_fn="match_rms_adamw")
-    return [adamw, muon]
+    return [adamw, torch.optim.Muon(matrices, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                    adjust_lr_fn="match_rms_adamw")]
 
 
 def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -354,9 +353,10 @@ def train(params: Params, corpus_dir: str | Path, tokenizer_dir: str | Path, out
     model.train()
     progress = _progress(dist_info.main)
     for step in range(step, cfg.max_steps):  # noqa: B020
+        lr = lr_at(step, params)
         for optimizer in optimizers:
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, params)
+                group["lr"] = lr
         x, y = sampler.sample(step)
         x, y = x.to(device), y.to(device)
         with autocast:
@@ -372,7 +372,7 @@ def train(params: Params, corpus_dir: str | Path, tokenizer_dir: str | Path, out
         value = loss.item()
         smooth_loss = value if smooth_loss is None else 0.95 * smooth_loss + 0.05 * value
         done = step + 1
-        row = {"step": done, "loss": round(value, 5), "lr": round(lr_at(step, params), 6)}
+        row = {"step": done, "loss": round(value, 5), "lr": round(lr, 6)}
         if dist_info.main and (done % cfg.eval_interval == 0 or done == cfg.max_steps):
             row["val_loss"] = round(evaluate_loss(raw_model, val_set, device, cfg.batch_tokens), 5)
             row["val_exact_match"] = round(exact_match(raw_model, tokenizer, val_set, cfg.eval_cases,
