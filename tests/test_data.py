@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections import Counter
+from math import comb
 from pathlib import Path
 
 import polars as pl
+import pytest
 
-from lottogpt import data, formats, kata
-from lottogpt.params import DataParams
+from lottogpt import data, formats, kata, params
+from lottogpt.params import DataParams, Params
 
 from .conftest import TINY
 
@@ -112,3 +115,29 @@ def test_natural_share_mixes_uniform_cases_into_train_and_val_only() -> None:
     assert 0.35 < losing_share(mix["train"]) < 0.6
     every = [c for split in mix.values() for c in split]
     assert len(set(every)) == len(every)  # still disjoint
+
+
+def test_prize_share_draws_every_prize_combination_alike() -> None:
+    two = DataParams(seed=1, n_train=6300, n_val=0, n_test=0, n_test_natural=0, min_tickets=2, max_tickets=2,
+                     prize_share=1.0)
+    vectors = Counter(tuple(kata.score(case).counts.values()) for case in data.generate_cases(two)["train"])
+    assert len(vectors) == comb(2 + 5, 5)  # every way two tickets can win the five prizes (21) ...
+    assert min(vectors.values()) > 200 and max(vectors.values()) < 400  # ... about 300 times each
+
+
+def test_prize_share_mixes_into_train_and_val_only_and_zero_changes_nothing() -> None:
+    base = DataParams(seed=5, n_train=2000, n_val=200, n_test=200, n_test_natural=200, natural_share=0.2)
+    mixed = dataclasses.replace(base, prize_share=0.5)
+    plain, mix = data.generate_cases(base), data.generate_cases(mixed)
+    assert data.generate_cases(dataclasses.replace(base, prize_share=0.0)) == plain
+    assert mix == data.generate_cases(mixed)  # deterministic
+    assert mix["test"] == plain["test"] and mix["test_natural"] == plain["test_natural"]
+    assert len(mix["train"]) == 2000 and len(mix["val"]) == 200
+    assert mix["train"] != plain["train"]
+    every = [c for split in mix.values() for c in split]
+    assert len(set(every)) == len(every)  # still disjoint
+
+
+def test_prize_and_natural_shares_cannot_exceed_the_split() -> None:
+    with pytest.raises(params.ParamsError, match=r"data\.prize_share"):
+        params.validate(Params(data=DataParams(natural_share=0.5, prize_share=0.6)))

@@ -6,6 +6,10 @@ that always printed zeros would look good on them. The stratified splits (``trai
 the bonus, from ``data.match_weights`` and ``data.bonus_prob``. ``test_natural`` holds uniformly
 random tickets, as real buyers do; ``data.natural_share`` of the train and val cases are drawn that
 way too (many-ticket stratified cases nearly always win big, natural ones nearly never do).
+
+The rate's long division depends only on the ticket count and how many tickets won each prize, and
+stratified cases leave many of those combinations (and so many steps of the division table) rare or
+unseen: ``data.prize_share`` of the train and val cases draw that combination uniformly instead.
 """
 
 from __future__ import annotations
@@ -34,11 +38,39 @@ def split_size(params: DataParams, split: str) -> int:
             "test_natural": params.n_test_natural}[split]
 
 
-def draw_cases(rng: np.random.Generator, params: DataParams, size: int, natural: bool) -> list[kata.Case]:
+# The matches and the bonus of a ticket winning the 5th, 4th, 3rd, 2nd and 1st prize.
+_PRIZE_TICKETS = np.array([(3, 0), (4, 0), (5, 0), (5, 1), (6, 0)])
+
+
+def draw_prize_matches(rng: np.random.Generator, n_tickets: np.ndarray,
+                       bonus_prob: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-ticket matches and bonus flags for cases whose prize counts are drawn uniformly.
+
+    ``n`` tickets can win the five prizes in C(n+5, 5) ways (the counts of the five statistics lines);
+    stars and bars picks one uniformly, and the tickets in the case are shuffled. Losing tickets share 0..2
+    numbers; the bonus goes to a ticket of 0..4 matches with probability ``bonus_prob``.
+    """
+    kinds = []
+    for n in n_tickets.tolist():
+        bars = np.sort(rng.choice(n + 5, 5, replace=False))
+        parts = np.diff(bars, prepend=-1, append=n + 5) - 1  # five prize counts, then the losers
+        kinds.append(rng.permutation(np.repeat(np.arange(6), parts)))
+    kind = np.concatenate(kinds)
+    prize = np.minimum(kind, 4)
+    losing = kind == 5
+    matches = np.where(losing, rng.integers(0, 3, len(kind)), _PRIZE_TICKETS[prize, 0])
+    may_hold_bonus = losing | (kind <= 1)
+    has_bonus = np.where(may_hold_bonus, rng.random(len(kind)) < bonus_prob, _PRIZE_TICKETS[prize, 1])
+    return matches[:, None], has_bonus.astype(int)[:, None]
+
+
+def draw_cases(rng: np.random.Generator, params: DataParams, size: int, natural: bool,
+               prizes: bool = False) -> list[kata.Case]:
     """``size`` random cases, vectorised over all their tickets.
 
-    Stratified tickets take ``k`` numbers of the winning six (``k`` drawn from ``match_weights``),
-    the bonus with probability ``bonus_prob`` when ``k < 6``, and the rest from the other 38 numbers.
+    Stratified tickets take ``k`` numbers of the winning six (``k`` drawn from ``match_weights``, or with
+    ``prizes`` from :func:`draw_prize_matches`), the bonus with probability ``bonus_prob`` when ``k < 6``,
+    and the rest from the other 38 numbers.
     """
     n_tickets = rng.integers(params.min_tickets, params.max_tickets + 1, size)
     order = rng.random((size, kata.NUMBER_MAX)).argsort(axis=1) + 1
@@ -48,9 +80,12 @@ def draw_cases(rng: np.random.Generator, params: DataParams, size: int, natural:
     if natural:
         tickets = rng.random((count, kata.NUMBER_MAX)).argsort(axis=1)[:, :6] + 1
     else:
-        weights = np.asarray(params.match_weights, dtype=float)
-        matches = rng.choice(7, size=count, p=weights / weights.sum())[:, None]
-        has_bonus = ((matches < 6) & (rng.random((count, 1)) < params.bonus_prob)).astype(int)
+        if prizes:
+            matches, has_bonus = draw_prize_matches(rng, n_tickets, params.bonus_prob)
+        else:
+            weights = np.asarray(params.match_weights, dtype=float)
+            matches = rng.choice(7, size=count, p=weights / weights.sum())[:, None]
+            has_bonus = ((matches < 6) & (rng.random((count, 1)) < params.bonus_prob)).astype(int)
         from_winning = np.take_along_axis(winning[owner], rng.random((count, 6)).argsort(axis=1), axis=1)
         from_others = np.take_along_axis(others[owner], rng.random((count, 38)).argsort(axis=1), axis=1)
         slot = np.arange(6)[None, :]
@@ -76,25 +111,31 @@ def generate_cases(params: DataParams) -> dict[str, list[kata.Case]]:
         if split == "test_natural":
             splits[split] = _draw_distinct(rng, params, target, True, seen, split)
             continue
-        natural_target = round(target * params.natural_share) if split in ("train", "val") else 0
-        cases = _draw_distinct(rng, params, target - natural_target, False, seen, split)
+        mixed = split in ("train", "val")
+        natural_target = round(target * params.natural_share) if mixed else 0
+        prize_target = min(round(target * params.prize_share), target - natural_target) if mixed else 0
+        cases = _draw_distinct(rng, params, target - natural_target - prize_target, False, seen, split)
+        # Streams of their own, so that a share of 0 leaves the corpus of earlier versions as it was.
         if natural_target:
-            # A stream of its own, so that natural_share 0 leaves the corpus of earlier versions as it was.
             natural_rng = np.random.default_rng([params.seed, _SPLIT_STREAM[split], 1])
             cases += _draw_distinct(natural_rng, params, natural_target, True, seen, split)
             cases = [cases[i] for i in natural_rng.permutation(len(cases))]
+        if prize_target:
+            prize_rng = np.random.default_rng([params.seed, _SPLIT_STREAM[split], 2])
+            cases += _draw_distinct(prize_rng, params, prize_target, False, seen, split, prizes=True)
+            cases = [cases[i] for i in prize_rng.permutation(len(cases))]
         splits[split] = cases
     return {split: splits[split] for split in SPLITS}
 
 
 def _draw_distinct(rng: np.random.Generator, params: DataParams, target: int, natural: bool,
-                   seen: set[kata.Case], split: str) -> list[kata.Case]:
+                   seen: set[kata.Case], split: str, prizes: bool = False) -> list[kata.Case]:
     """``target`` cases not in ``seen`` (which they join)."""
     cases: list[kata.Case] = []
     for _ in range(100):
         if len(cases) >= target:
             break
-        for case in draw_cases(rng, params, target - len(cases), natural):
+        for case in draw_cases(rng, params, target - len(cases), natural, prizes):
             if case not in seen:
                 seen.add(case)
                 cases.append(case)

@@ -37,6 +37,8 @@ class DataParams:
     bonus_prob: float = 0.3
     # Share of train and val cases drawn like test_natural (uniform tickets) instead of stratified.
     natural_share: float = 0.0
+    # Share of train and val cases whose prize counts are drawn uniformly (every division line alike).
+    prize_share: float = 0.0
     answer_format: str = "worksheet"
 
 
@@ -177,6 +179,8 @@ def validate(params: Params) -> None:
         raise ParamsError("data.bonus_prob must be within 0..1")
     if not 0 <= data.natural_share <= 1:
         raise ParamsError("data.natural_share must be within 0..1")
+    if not 0 <= data.prize_share <= 1 - data.natural_share:
+        raise ParamsError("data.prize_share must be within 0..1 - data.natural_share")
     if data.answer_format not in ANSWER_FORMATS:
         raise ParamsError(f"data.answer_format must be one of {ANSWER_FORMATS}")
     if params.train.count_power < 0:
