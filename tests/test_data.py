@@ -8,6 +8,7 @@ from collections import Counter
 from math import comb
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -125,11 +126,16 @@ def test_prize_share_draws_every_prize_combination_alike() -> None:
     assert min(vectors.values()) > 200 and max(vectors.values()) < 400  # ... about 300 times each
 
 
+# The cases of PRIZELESS as drawn before data.prize_share existed (sha256 of their repr, from commit ae1ed8a).
+PRIZELESS = DataParams(seed=5, n_train=2000, n_val=200, n_test=200, n_test_natural=200, natural_share=0.2)
+PRIZELESS_SHA256 = "8119c3b44fe26bfe6dedd60646c127ecd16cf584c7c06e00f202f966a1f1e308"
+
+
 def test_prize_share_mixes_into_train_and_val_only_and_zero_changes_nothing() -> None:
-    base = DataParams(seed=5, n_train=2000, n_val=200, n_test=200, n_test_natural=200, natural_share=0.2)
+    base = PRIZELESS
     mixed = dataclasses.replace(base, prize_share=0.5)
     plain, mix = data.generate_cases(base), data.generate_cases(mixed)
-    assert data.generate_cases(dataclasses.replace(base, prize_share=0.0)) == plain
+    assert hashlib.sha256(repr(plain).encode()).hexdigest() == PRIZELESS_SHA256
     assert mix == data.generate_cases(mixed)  # deterministic
     assert mix["test"] == plain["test"] and mix["test_natural"] == plain["test_natural"]
     assert len(mix["train"]) == 2000 and len(mix["val"]) == 200
@@ -141,3 +147,8 @@ def test_prize_share_mixes_into_train_and_val_only_and_zero_changes_nothing() ->
 def test_prize_and_natural_shares_cannot_exceed_the_split() -> None:
     with pytest.raises(params.ParamsError, match=r"data\.prize_share"):
         params.validate(Params(data=DataParams(natural_share=0.5, prize_share=0.6)))
+
+
+def test_unknown_draw_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown draw"):
+        data.draw_cases(np.random.default_rng(0), PRIZELESS, 3, "uniform")

@@ -64,23 +64,29 @@ def draw_prize_matches(rng: np.random.Generator, n_tickets: np.ndarray,
     return matches[:, None], has_bonus.astype(int)[:, None]
 
 
-def draw_cases(rng: np.random.Generator, params: DataParams, size: int, natural: bool,
-               prizes: bool = False) -> list[kata.Case]:
+# How a case's tickets are drawn: see draw_cases.
+DRAWS = ("stratified", "natural", "prizes")
+
+
+def draw_cases(rng: np.random.Generator, params: DataParams, size: int, draw: str) -> list[kata.Case]:
     """``size`` random cases, vectorised over all their tickets.
 
-    Stratified tickets take ``k`` numbers of the winning six (``k`` drawn from ``match_weights``, or with
-    ``prizes`` from :func:`draw_prize_matches`), the bonus with probability ``bonus_prob`` when ``k < 6``,
-    and the rest from the other 38 numbers.
+    ``natural`` tickets are uniformly random. ``stratified`` tickets take ``k`` numbers of the winning six
+    (``k`` drawn from ``match_weights``), the bonus with probability ``bonus_prob`` when ``k < 6``, and the
+    rest from the other 38 numbers; ``prizes`` tickets likewise, with ``k`` and the bonus from
+    :func:`draw_prize_matches`.
     """
+    if draw not in DRAWS:
+        raise ValueError(f"unknown draw {draw!r}; choose one of {DRAWS}")
     n_tickets = rng.integers(params.min_tickets, params.max_tickets + 1, size)
     order = rng.random((size, kata.NUMBER_MAX)).argsort(axis=1) + 1
     winning, bonus, others = np.sort(order[:, :6], axis=1), order[:, 6], order[:, 7:]
     owner = np.repeat(np.arange(size), n_tickets)
     count = len(owner)
-    if natural:
+    if draw == "natural":
         tickets = rng.random((count, kata.NUMBER_MAX)).argsort(axis=1)[:, :6] + 1
     else:
-        if prizes:
+        if draw == "prizes":
             matches, has_bonus = draw_prize_matches(rng, n_tickets, params.bonus_prob)
         else:
             weights = np.asarray(params.match_weights, dtype=float)
@@ -109,33 +115,35 @@ def generate_cases(params: DataParams) -> dict[str, list[kata.Case]]:
         rng = np.random.default_rng([params.seed, _SPLIT_STREAM[split]])
         target = split_size(params, split)
         if split == "test_natural":
-            splits[split] = _draw_distinct(rng, params, target, True, seen, split)
+            splits[split] = _draw_distinct(rng, params, target, "natural", seen, split)
             continue
-        mixed = split in ("train", "val")
-        natural_target = round(target * params.natural_share) if mixed else 0
-        prize_target = min(round(target * params.prize_share), target - natural_target) if mixed else 0
-        cases = _draw_distinct(rng, params, target - natural_target - prize_target, False, seen, split)
-        # Streams of their own, so that a share of 0 leaves the corpus of earlier versions as it was.
-        if natural_target:
-            natural_rng = np.random.default_rng([params.seed, _SPLIT_STREAM[split], 1])
-            cases += _draw_distinct(natural_rng, params, natural_target, True, seen, split)
-            cases = [cases[i] for i in natural_rng.permutation(len(cases))]
-        if prize_target:
-            prize_rng = np.random.default_rng([params.seed, _SPLIT_STREAM[split], 2])
-            cases += _draw_distinct(prize_rng, params, prize_target, False, seen, split, prizes=True)
-            cases = [cases[i] for i in prize_rng.permutation(len(cases))]
+        # Train and val mix in natural and prize-uniform cases, each from a random stream of its own, so
+        # that a share of 0 leaves the corpus of earlier versions as it was.
+        mixed_in = [("natural", 1, params.natural_share), ("prizes", 2, params.prize_share)]
+        if split not in ("train", "val"):
+            mixed_in = []
+        sizes, left = [], target
+        for _, _, share in mixed_in:
+            sizes.append(min(round(target * share), left))
+            left -= sizes[-1]
+        cases = _draw_distinct(rng, params, left, "stratified", seen, split)
+        for (draw, stream, _), size in zip(mixed_in, sizes, strict=True):
+            if size:
+                extra_rng = np.random.default_rng([params.seed, _SPLIT_STREAM[split], stream])
+                cases += _draw_distinct(extra_rng, params, size, draw, seen, split)
+                cases = [cases[i] for i in extra_rng.permutation(len(cases))]
         splits[split] = cases
     return {split: splits[split] for split in SPLITS}
 
 
-def _draw_distinct(rng: np.random.Generator, params: DataParams, target: int, natural: bool,
-                   seen: set[kata.Case], split: str, prizes: bool = False) -> list[kata.Case]:
+def _draw_distinct(rng: np.random.Generator, params: DataParams, target: int, draw: str,
+                   seen: set[kata.Case], split: str) -> list[kata.Case]:
     """``target`` cases not in ``seen`` (which they join)."""
     cases: list[kata.Case] = []
     for _ in range(100):
         if len(cases) >= target:
             break
-        for case in draw_cases(rng, params, target - len(cases), natural, prizes):
+        for case in draw_cases(rng, params, target - len(cases), draw):
             if case not in seen:
                 seen.add(case)
                 cases.append(case)
