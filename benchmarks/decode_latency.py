@@ -2,10 +2,13 @@
 
 Batch 1: one case of ``--tickets`` tickets (10 by default), answered again and again. Timed per call:
 
-- ``engine_predict``: ``ModelEngine.predict([case])`` end to end, as the CLI and the server call it
-  (render the prompt, tokenize, greedy decode with the KV cache, detokenize, parse the six lines);
+- ``engine_predict``: ``ModelEngine.predict([case])`` end to end, as the server calls it (render the
+  prompt, tokenize, decode with the KV cache, speculatively unless ``--no-speculative``, detokenize,
+  parse the six lines);
 - ``cache`` / ``no_cache``: the same steps as ``inference.complete`` (prompt, feeders of the fed formats,
-  ``greedy_decode`` with ``use_cache`` on or off, detokenize, parse), since ``ModelEngine`` has no switch;
+  lockstep ``greedy_decode`` with ``use_cache`` on or off, detokenize, parse): one forward pass per token;
+- ``speculative``: the same with the engine's n-gram drafter (``decode.speculative_decode``): the guesses
+  of a pass that the model confirms cost no pass of their own; ``forward_passes`` counts them;
 - ``prefill``: the one forward pass over the prompt that fills the cache (time to the first token).
 
 Each reports p50/p95/p99 of the whole call and ``per_token_ms`` = p50 / decode steps (one step = one new
@@ -55,6 +58,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="cap on generated tokens (0: none, as served; a cap skips engine_predict)")
     parser.add_argument("--threads", default="0", help="torch CPU threads, a comma list runs each (0: default)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    parser.add_argument("--speculative", action=argparse.BooleanOptionalAction, default=True,
+                        help="the engine decodes a lone case speculatively, as the server does")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the model first (dynamic shapes; not what the CLI and server run)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the cases")
     parser.add_argument("--out", default=str(bc.DEFAULT_OUT), help="folder for decode_latency.json")
     return parser.parse_args(argv)
@@ -63,9 +70,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 class Decoder:
     """``inference.complete`` + ``prediction_from_completion``, with the KV cache switch and step counts."""
 
-    def __init__(self, engine: Any, max_new_tokens: int | None) -> None:
+    def __init__(self, engine: Any, max_new_tokens: int | None, drafter: Any) -> None:
         self.engine = engine
         self.max_new_tokens = max_new_tokens
+        self.drafter = drafter
+
+    def passes(self, case: Any) -> int:
+        """Forward passes of the speculative decoding of ``case`` (the prefill included)."""
+        from lottogpt import formats
+        from lottogpt.decode import speculative_decode
+        from lottogpt.inference import WorksheetFeeder
+
+        engine = self.engine
+        feeder = (WorksheetFeeder(engine.tokenizer, case) if engine.answer_format in formats.FED_FORMATS
+                  else None)
+        _, passes = speculative_decode(engine.model, self.prompts([case])[0], engine.tokenizer.eos_id,
+                                       self.drafter, feeder, self.max_new_tokens)
+        return passes
 
     def prompts(self, cases: list) -> list[list[int]]:
         from lottogpt import formats
@@ -73,7 +94,7 @@ class Decoder:
         tok = self.engine.tokenizer
         return [[tok.bos_id, *tok.encode(formats.render_prompt(c, self.engine.answer_format))] for c in cases]
 
-    def __call__(self, cases: list, use_cache: bool) -> tuple[list, list[list[int]]]:
+    def __call__(self, cases: list, use_cache: bool, speculative: bool = False) -> tuple[list, list[list[int]]]:
         from lottogpt import formats
         from lottogpt.decode import greedy_decode
         from lottogpt.inference import WorksheetFeeder, prediction_from_completion
@@ -82,7 +103,8 @@ class Decoder:
         feeders = ([WorksheetFeeder(tok, c) for c in cases] if engine.answer_format in formats.FED_FORMATS
                    else None)
         outputs = greedy_decode(engine.model, self.prompts(cases), tok.eos_id, engine.batch_size,
-                                max_new_tokens=self.max_new_tokens, use_cache=use_cache, feeders=feeders)
+                                max_new_tokens=self.max_new_tokens, use_cache=use_cache, feeders=feeders,
+                                drafter=self.drafter if speculative else None)
         predictions = [prediction_from_completion(tok.decode(o), len(c.tickets))
                        for o, c in zip(outputs, cases, strict=True)]
         return predictions, outputs
@@ -135,6 +157,9 @@ def run_threads(engine: Any, decoder: Decoder, args: argparse.Namespace, case: A
         single["engine_predict"] = with_per_token(bc.summary_ms(secs), steps1)
     secs = timed(lambda: decoder([case], use_cache=True), args.iters, args.warmup, sync)
     single["cache"] = with_per_token(bc.summary_ms(secs), steps1)
+    secs = timed(lambda: decoder([case], use_cache=True, speculative=True), args.iters, args.warmup, sync)
+    single["speculative"] = {**with_per_token(bc.summary_ms(secs), steps1), "forward_passes": decoder.passes(case)}
+    single["speculative_speedup_p50"] = round(single["cache"]["p50_ms"] / single["speculative"]["p50_ms"], 2)
     if args.iters_no_cache > 0:
         secs = timed(lambda: decoder([case], use_cache=False), args.iters_no_cache, min(args.warmup, 1), sync)
         single["no_cache"] = with_per_token(bc.summary_ms(secs), steps1)
@@ -202,7 +227,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                          "pass --checkpoint, or time random weights with --random-init")
     import torch
 
-    from lottogpt.inference import ModelEngine
+    from lottogpt.inference import ModelEngine, ngram_drafter
 
     threads = [int(t) for t in str(args.threads).split(",") if t.strip()]
     default_threads = torch.get_num_threads()
@@ -210,14 +235,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         directory = Path(args.checkpoint)
         if args.random_init:
             directory = bc.random_init_checkpoint(Path(tmp) / "checkpoint", args.params, args.tokenizer)
-        engine = ModelEngine(directory, device=args.device, batch_size=args.batch_size)
+        engine = ModelEngine(directory, device=args.device, batch_size=args.batch_size,
+                             speculative=args.speculative)
+    if args.compile:
+        compiled = torch.compile(engine.model, dynamic=True)
+        compiled.config = engine.model.config  # the decoders read the shape from the model
+        engine.model = compiled
     case = bc.bench_case(args.seed, args.tickets)
     batch = [bc.bench_case(args.seed + 1 + i, args.tickets) for i in range(args.batch_size)]
     try:
         engine.check(case)
     except Exception as error:
         raise SystemExit(f"--tickets {args.tickets}: {error}") from None
-    decoder = Decoder(engine, args.max_new_tokens or None)
+    drafter = engine.drafter or ngram_drafter(engine.tokenizer, engine.answer_format, engine.min_tickets,
+                                              engine.max_tickets)
+    decoder = Decoder(engine, args.max_new_tokens or None, drafter)
     device = engine.device
 
     def sync() -> None:
@@ -229,6 +261,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     served = None if args.max_new_tokens else engine.predict([case])[0].output
     cached, cached_out = decoder([case], use_cache=True)
     uncached, _ = decoder([case], use_cache=False)
+    speculated, _ = decoder([case], use_cache=True, speculative=True)
     prompt = decoder.prompts([case])[0]
     steps = decoder.steps(prompt, cached_out[0])
     runs = []
@@ -249,9 +282,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    "max_new_tokens": args.max_new_tokens or None, "iters": args.iters,
                    "iters_no_cache": args.iters_no_cache, "warmup": args.warmup, "batch_size": args.batch_size,
                    "batch_repeats": args.batch_repeats, "batch_repeats_no_cache": args.batch_repeats_no_cache,
-                   "seed": args.seed},
+                   "speculative": args.speculative, "compile": args.compile, "seed": args.seed},
         "checks": {"decoder_matches_engine": None if served is None else cached[0].output == served,
                    "no_cache_matches_cache": uncached[0].output == cached[0].output,
+                   "speculative_matches_cache": speculated[0].output == cached[0].output,
                    "format_valid": cached[0].format_valid},
         "runs": runs,
     }
@@ -263,10 +297,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for run in runs:
         single, batched = run["batch_1"], run["batched"]
         line = f"  threads {run['threads']}: batch 1"
-        for mode in ("engine_predict", "cache", "no_cache"):
+        for mode in ("engine_predict", "cache", "speculative", "no_cache"):
             if mode in single:
                 line += (f" | {mode} p50 {single[mode]['p50_ms']:.1f} ms p95 {single[mode]['p95_ms']:.1f} ms "
                          f"({single[mode]['per_token_ms']:.2f} ms/token)")
+        line += f" | {single['speculative']['forward_passes']} speculative passes"
         print(line)
         line = f"  threads {run['threads']}: batch {batched['batch_size']}"
         for mode in ("cache", "no_cache"):

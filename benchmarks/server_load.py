@@ -63,6 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=0,
                         help="server torch threads via OMP_NUM_THREADS/MKL_NUM_THREADS (0: torch's default)")
     parser.add_argument("--device", default="auto", help="server device: auto, cpu, cuda")
+    parser.add_argument("--speculative", action=argparse.BooleanOptionalAction, default=True,
+                        help="the server decodes a case alone in its batch speculatively (its default)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the cases")
     parser.add_argument("--out", default=str(bc.DEFAULT_OUT), help="folder for server_load.json")
     return parser.parse_args(argv)
@@ -87,7 +89,7 @@ class Server:
         command = [sys.executable, "-m", "lottogpt.cli", "serve", "--host", HOST, "--port", str(self.port),
                    "--engine", args.engine, "--model", model, "--device", args.device,
                    "--max-batch-size", str(max_batch_size), "--max-wait-ms", str(max_wait_ms),
-                   "--log-level", "warning"]
+                   "--speculative" if args.speculative else "--no-speculative", "--log-level", "warning"]
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 (closed in stop())
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=env,
@@ -242,7 +244,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    else None, "random_init": args.random_init, "requests": args.requests,
                    "concurrency": args.concurrency, "warmup": args.warmup, "time_limit_s": args.time_limit,
                    "request_timeout_s": args.request_timeout, "tickets": args.tickets, "distinct_cases": args.distinct,
-                   "endpoint": "POST /v1/predict (one case per request)", "host": HOST},
+                   "speculative": args.speculative, "endpoint": "POST /v1/predict (one case per request)",
+                   "host": HOST},
         "modes": results,
         "errors_total": sum(r["errors"] for r in results.values()),
         "answers_agree_across_modes": all(a[k] == answers[0][k] for a in answers for k in shared) if shared else None,

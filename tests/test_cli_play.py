@@ -179,3 +179,17 @@ def test_serve_refuses_without_a_model(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "[ERROR] no checkpoint" in result.output
     result = CliRunner().invoke(app, ["serve", "--engine", "oracle"])
     assert result.exit_code == 2 and "unknown engine" in result.output
+
+
+def test_speculative_engine_answers_as_the_plain_one(tiny_checkpoint: Path) -> None:
+    from lottogpt.inference import ModelEngine, ngram_drafter
+
+    plain = ModelEngine(tiny_checkpoint, device="cpu")
+    speculative = ModelEngine(tiny_checkpoint, device="cpu", speculative=True)
+    assert (plain.info()["speculative"], speculative.info()["speculative"]) == (False, True)
+    rng = random.Random(4)
+    cases = [kata.Case.create([kata.draw_ticket(rng) for _ in range(n)], (1, 2, 3, 4, 5, 6), 7) for n in (1, 4, 8)]
+    alone = [speculative.predict([case])[0].output for case in cases]  # each case alone: speculative
+    assert alone == [p.output for p in plain.predict(cases)]
+    again = ngram_drafter(speculative.tokenizer, speculative.answer_format, 1, 8)
+    assert again.table == speculative.drafter.table  # counted on the same seeded draws

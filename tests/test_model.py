@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from lottogpt import checkpoint
-from lottogpt.decode import greedy_decode
+from lottogpt.decode import NGramDrafter, greedy_decode, speculative_decode
 from lottogpt.model import GPT, GPTConfig, KVCache
 
 
@@ -57,6 +57,65 @@ def test_greedy_decode_with_and_without_cache_agree(model: GPT) -> None:
     without = greedy_decode(model, prompts, eos_id=0, max_new_tokens=12, use_cache=False)
     assert with_cache == without
     assert all(len(t) <= 12 for t in with_cache)
+
+
+class EveryThird:
+    """A feeder that forces token 7 at every third generated position (copyable, as drafting needs)."""
+
+    def __init__(self) -> None:
+        self.position = 0
+
+    def forced(self) -> int | None:
+        return 7 if self.position % 3 == 2 else None
+
+    def observe(self, token: int) -> None:
+        self.position += 1
+
+
+PROMPTS = [[1, 2, 3, 4], [5, 6, 7, 8, 9], [9, 10, 11], [3, 3, 3]]
+
+
+def test_speculative_decode_is_greedy_decode(model: GPT) -> None:
+    plain = greedy_decode(model, PROMPTS, eos_id=-1, max_new_tokens=24)
+    knowing = NGramDrafter.count([p + out for p, out in zip(PROMPTS, plain, strict=True)])
+    clueless = NGramDrafter.count([[t, (t * 7 + 3) % 50] for t in range(50)], order=1)
+    for prompt, expected in zip(PROMPTS, plain, strict=True):
+        for drafter in (knowing, clueless):
+            out, passes = speculative_decode(model, prompt, -1, drafter, max_new_tokens=24)
+            assert out == expected
+            assert passes <= len(expected)
+        # A drafter that has seen the answer guesses most of it: a handful of passes instead of 24.
+        assert speculative_decode(model, prompt, -1, knowing, max_new_tokens=24)[1] <= 6
+    assert speculative_decode(model, PROMPTS[0], -1, knowing, max_new_tokens=24, max_draft=1)[1] >= 12
+
+
+def test_speculative_decode_stops_at_eos_and_follows_feeders(model: GPT) -> None:
+    first = greedy_decode(model, PROMPTS[:1], eos_id=-1, max_new_tokens=24)[0]
+    eos = first[5]  # a token the model writes: the answer ends before its first occurrence
+    drafter = NGramDrafter.count([PROMPTS[0] + first])
+    out, _ = speculative_decode(model, PROMPTS[0], eos, drafter, max_new_tokens=24)
+    assert out == first[:first.index(eos)]
+    fed = greedy_decode(model, PROMPTS, eos_id=-1, max_new_tokens=24, feeders=[EveryThird() for _ in PROMPTS])
+    assert all(row[2::3] == [7] * len(row[2::3]) for row in fed)
+    for prompt, expected in zip(PROMPTS, fed, strict=True):
+        assert speculative_decode(model, prompt, -1, drafter, EveryThird(), max_new_tokens=24)[0] == expected
+
+
+def test_greedy_decode_speculates_lone_prompts_only(model: GPT) -> None:
+    prompts = [*PROMPTS, [12, 13, 14, 15]]  # two prompts of 4 tokens share a batch, the others are alone
+    plain = greedy_decode(model, prompts, eos_id=0, max_new_tokens=16)
+    drafter = NGramDrafter.count([p + out for p, out in zip(prompts, plain, strict=True)])
+    assert greedy_decode(model, prompts, eos_id=0, max_new_tokens=16, drafter=drafter) == plain
+    assert greedy_decode(model, prompts, eos_id=0, max_new_tokens=16, batch_size=1, drafter=drafter) == plain
+
+
+def test_ngram_drafter_backs_off_to_shorter_contexts() -> None:
+    drafter = NGramDrafter.count([[1, 2, 3, 4], [9, 2, 3, 5], [7, 3, 5]], order=3)
+    assert drafter.guess([1, 2, 3]) == 4  # the longest context seen decides
+    assert drafter.guess([9, 2, 3]) == 5
+    assert drafter.guess([8, 8, 3]) == 5  # "3" alone: followed by 4 once, by 5 twice
+    assert drafter.guess([8, 8, 8]) is None
+    assert drafter.guess([]) is None
 
 
 def test_weight_tying(model: GPT) -> None:

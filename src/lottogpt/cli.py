@@ -391,6 +391,8 @@ def serve(
     device: DeviceOption = "auto",
     max_batch_size: Annotated[int, typer.Option(help="Cases in one forward pass.", min=1)] = 64,
     max_wait_ms: Annotated[float, typer.Option(help="How long a request waits to share a batch.", min=0)] = 5.0,
+    speculative: Annotated[bool, typer.Option(help=(
+        "Decode a case alone in its batch speculatively: the same answer in fewer forward passes."))] = True,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve the HTTP API (POST /v1/predict, POST /v1/play, GET /healthz, /readyz, /info) with uvicorn."""
@@ -414,7 +416,7 @@ def serve(
             raise typer.Exit(2) from None
     _log_like_uvicorn(log_level.lower())
     settings = Settings(engine=engine, model=model, device=device, max_batch_size=max_batch_size,
-                        max_wait_ms=max_wait_ms)
+                        max_wait_ms=max_wait_ms, speculative=speculative)
     config = uvicorn.Config(create_app(settings=settings), host=host, port=port, log_level=log_level.lower(),
                             lifespan="on", timeout_graceful_shutdown=20)
     # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal to the handler that was

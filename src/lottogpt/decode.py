@@ -1,14 +1,16 @@
-"""Batched greedy decoding with a KV cache.
+"""Greedy decoding with a KV cache: batched in lockstep, or speculative for one prompt at a time.
 
 Prompts of one case shape (same number of tickets) have the same number of tokens, because every
 lotto number is one token; decoding groups prompts by length, so a batch never needs padding and
-all its rows advance in lockstep.
+all its rows advance in lockstep. A group of one prompt can instead be decoded speculatively
+(:func:`speculative_decode`): same answer, fewer forward passes.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Sequence
+import copy
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 import torch
@@ -27,11 +29,13 @@ class Feeder(Protocol):
 @torch.no_grad()
 def greedy_decode(model: GPT, prompts: Sequence[Sequence[int]], eos_id: int, batch_size: int = 64,
                   max_new_tokens: int | None = None, use_cache: bool = True,
-                  feeders: Sequence[Feeder] | None = None) -> list[list[int]]:
+                  feeders: Sequence[Feeder] | None = None,
+                  drafter: NGramDrafter | None = None) -> list[list[int]]:
     """Greedy completions of ``prompts`` (token ids), each cut at its first EOS (excluded).
 
     With ``feeders`` (one per prompt), a row takes its feeder's forced token instead of the model's
-    choice wherever the feeder has one; every row still advances one token a step.
+    choice wherever the feeder has one; every row still advances one token a step. With a ``drafter``
+    (and the cache), a prompt alone in its group is decoded by :func:`speculative_decode`.
     """
     model.eval()
     groups: dict[int, list[int]] = defaultdict(list)
@@ -41,6 +45,11 @@ def greedy_decode(model: GPT, prompts: Sequence[Sequence[int]], eos_id: int, bat
     for indices in groups.values():
         for start in range(0, len(indices), batch_size):
             chunk = indices[start:start + batch_size]
+            if drafter is not None and use_cache and len(chunk) == 1:
+                feeder = feeders[chunk[0]] if feeders is not None else None
+                results[chunk[0]], _ = speculative_decode(model, prompts[chunk[0]], eos_id, drafter, feeder,
+                                                          max_new_tokens)
+                continue
             batch = torch.tensor([list(prompts[i]) for i in chunk], dtype=torch.long)
             rows = [feeders[i] for i in chunk] if feeders is not None else None
             for i, tokens in zip(chunk, _decode_batch(model, batch, eos_id, max_new_tokens, use_cache, rows),
@@ -87,3 +96,100 @@ def _decode_batch(model: GPT, prompt: torch.Tensor, eos_id: int, max_new_tokens:
             logits = model(sequence)[:, -1]
     out = torch.stack(generated, dim=1).tolist()
     return [row[:row.index(eos_id)] if eos_id in row else row for row in out]
+
+
+class NGramDrafter:
+    """Guesses the next token from the last 1..``order`` tokens: the most frequent follower in counted text."""
+
+    def __init__(self, table: dict[tuple[int, ...], int], order: int) -> None:
+        self.table = table
+        self.order = order
+
+    @classmethod
+    def count(cls, sequences: Iterable[Sequence[int]], order: int = 4) -> NGramDrafter:
+        followers: dict[tuple[int, ...], Counter[int]] = defaultdict(Counter)
+        for sequence in sequences:
+            tokens = list(sequence)
+            for end in range(1, len(tokens)):
+                for n in range(1, min(order, end) + 1):
+                    followers[tuple(tokens[end - n:end])][tokens[end]] += 1
+        return cls({context: counts.most_common(1)[0][0] for context, counts in followers.items()}, order)
+
+    def guess(self, history: Sequence[int]) -> int | None:
+        """The follower of the longest context seen in counting, or None when not even the last token was."""
+        for n in range(min(self.order, len(history)), 0, -1):
+            token = self.table.get(tuple(history[-n:]))
+            if token is not None:
+                return token
+        return None
+
+
+@torch.no_grad()
+def speculative_decode(model: GPT, prompt: Sequence[int], eos_id: int, drafter: NGramDrafter,
+                       feeder: Feeder | None = None, max_new_tokens: int | None = None,
+                       max_draft: int = 16) -> tuple[list[int], int]:
+    """The greedy completion of one prompt, and the forward passes it took.
+
+    At batch 1 a forward pass costs about the same for one token as for a dozen, so each pass feeds the
+    last token plus up to ``max_draft`` guessed ones (the feeder's forced tokens where it has them, else
+    ``drafter``'s guesses) and keeps the longest prefix of guesses that the model's own choices confirm,
+    plus the model's choice after it. The result is the greedy completion (up to floating-point ties
+    between the logits of a one-token and a many-token pass); only the number of passes changes.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    budget = model.config.block_size - len(prompt)
+    if max_new_tokens is not None:
+        budget = min(budget, max_new_tokens)
+    if budget <= 0:
+        raise ValueError(f"a prompt of {len(prompt)} tokens leaves no room in model.block_size "
+                         f"{model.config.block_size}")
+    cache = KVCache(model.config, 1, len(prompt) + budget, device, next(model.parameters()).dtype)
+    logits = model(torch.tensor([list(prompt)], dtype=torch.long, device=device), cache)[0, -1:]
+    history = list(prompt)
+    draft: list[int] = []
+    forced = [feeder.forced() if feeder is not None else None]
+    out: list[int] = []
+    passes = 1
+    while True:
+        choices = logits.argmax(dim=-1).tolist()
+        new: list[int] = []
+        for position, guess in enumerate([*draft, None]):
+            choice = forced[position] if forced[position] is not None else choices[position]
+            new.append(choice)
+            if choice != guess or choice == eos_id:
+                break
+        new = new[:budget - len(out)]
+        for token in new:
+            if feeder is not None:
+                feeder.observe(token)
+        out += new
+        history += new
+        if out[-1] == eos_id or len(out) >= budget:
+            break
+        # The cache holds the last input and the confirmed guesses; the rest of the pass is dropped.
+        cache.length -= len(draft) - (len(new) - 1)
+        cache.last_tokens = torch.tensor([[history[-2]]], dtype=torch.long, device=device)
+        draft, forced = _draft(history, drafter, feeder, eos_id, min(max_draft, budget - len(out) - 1))
+        logits = model(torch.tensor([[out[-1], *draft]], dtype=torch.long, device=device), cache)[0]
+        passes += 1
+    return (out[:out.index(eos_id)] if eos_id in out else out), passes
+
+
+def _draft(history: list[int], drafter: NGramDrafter, feeder: Feeder | None, eos_id: int,
+           size: int) -> tuple[list[int], list[int | None]]:
+    """Up to ``size`` guessed tokens after ``history``, and the feeder's forced token at each of them + 1."""
+    trial = copy.copy(feeder)  # a feeder's state is its position; the copy walks the guesses ahead
+    draft: list[int] = []
+    forced = [trial.forced() if trial is not None else None]
+    while len(draft) < size:
+        token = forced[-1] if forced[-1] is not None else drafter.guess(history[-drafter.order:] + draft)
+        if token is None:
+            break
+        draft.append(token)
+        if trial is not None:
+            trial.observe(token)
+        forced.append(trial.forced() if trial is not None else None)
+        if token == eos_id:
+            break
+    return draft, forced

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+import numpy as np
 import torch
 
 from lottogpt import formats, kata
-from lottogpt.decode import greedy_decode
+from lottogpt.decode import NGramDrafter, greedy_decode
 
 if TYPE_CHECKING:
     from lottogpt.model import GPT
@@ -96,12 +97,37 @@ class WorksheetFeeder:
             self.phase = "marker" if self.ticket < len(self.tickets) else "free"
 
 
+def prompt_tokens(tokenizer: Tokenizer, case: kata.Case, answer_format: str) -> list[int]:
+    return [tokenizer.bos_id, *tokenizer.encode(formats.render_prompt(case, answer_format))]
+
+
+def ngram_drafter(tokenizer: Tokenizer, answer_format: str, min_tickets: int, max_tickets: int,
+                  cases: int = 1000, seed: int = 0) -> NGramDrafter:
+    """An n-gram guesser for speculative decoding, counted on ``cases`` drawn like the training corpus.
+
+    The cases are fresh draws of the corpus generator (stratified, ``seed``), rendered and tokenized as
+    in training: the table holds token statistics, never the answer to the case being decoded.
+    """
+    from lottogpt import data
+    from lottogpt.params import DataParams
+
+    params = DataParams(min_tickets=min_tickets, max_tickets=max_tickets, answer_format=answer_format)
+    drawn = data.draw_cases(np.random.default_rng(seed), params, cases, "stratified")
+    completions = tokenizer.encode_batch([formats.render_completion(c, answer_format) for c in drawn])
+    sequences = (prompt_tokens(tokenizer, c, answer_format) + completion + [tokenizer.eos_id]
+                 for c, completion in zip(drawn, completions, strict=True))
+    return NGramDrafter.count(sequences)
+
+
 def complete(model: GPT, tokenizer: Tokenizer, cases: list[kata.Case], answer_format: str,
-             batch_size: int = 64) -> list[str]:
-    """The model's completions (work lines and answer) for ``cases``, greedy, in ``answer_format``."""
-    prompts = [[tokenizer.bos_id, *tokenizer.encode(formats.render_prompt(c, answer_format))] for c in cases]
+             batch_size: int = 64, drafter: NGramDrafter | None = None) -> list[str]:
+    """The model's completions (work lines and answer) for ``cases``, greedy, in ``answer_format``.
+
+    With a ``drafter``, a case alone in its shape group is decoded speculatively (same answer, fewer passes).
+    """
+    prompts = [prompt_tokens(tokenizer, c, answer_format) for c in cases]
     feeders = [WorksheetFeeder(tokenizer, c) for c in cases] if answer_format in formats.FED_FORMATS else None
-    outputs = greedy_decode(model, prompts, tokenizer.eos_id, batch_size, feeders=feeders)
+    outputs = greedy_decode(model, prompts, tokenizer.eos_id, batch_size, feeders=feeders, drafter=drafter)
     return [tokenizer.decode(tokens) for tokens in outputs]
 
 
@@ -146,7 +172,7 @@ class ModelEngine:
     name = "model"
 
     def __init__(self, directory: str | Path, device: str = "auto", batch_size: int = 64,
-                 threads: int = 0) -> None:
+                 threads: int = 0, speculative: bool = False) -> None:
         from lottogpt import checkpoint
 
         if threads > 0:
@@ -159,6 +185,9 @@ class ModelEngine:
         self.min_tickets = int(self.config.get("min_tickets", 1))
         self.max_tickets = int(self.config.get("max_tickets", formats.MAX_TICKETS))
         self.answer_format = str(self.config.get("answer_format", "scratchpad"))
+        # Speculative decoding of lone cases; counting its n-gram table takes about a second on a CPU.
+        self.drafter = (ngram_drafter(self.tokenizer, self.answer_format, self.min_tickets, self.max_tickets)
+                        if speculative else None)
 
     def check(self, case: kata.Case) -> None:
         """Refuse a case outside the ticket range the model was trained on."""
@@ -171,7 +200,7 @@ class ModelEngine:
     def completions(self, cases: list[kata.Case]) -> list[str]:
         for case in cases:
             self.check(case)
-        return complete(self.model, self.tokenizer, cases, self.answer_format, self.batch_size)
+        return complete(self.model, self.tokenizer, cases, self.answer_format, self.batch_size, self.drafter)
 
     def predict(self, cases: list[kata.Case]) -> list[Prediction]:
         texts = self.completions(cases)
@@ -181,11 +210,15 @@ class ModelEngine:
         keys = ("step", "answer_format", "min_tickets", "max_tickets", "tokenizer_sha256", "data_sha256",
                 "params")
         return {"engine": self.name, "path": str(self.directory), "device": str(self.device),
-                "model": self.config["model"], **{k: self.config.get(k) for k in keys}}
+                "speculative": self.drafter is not None, "model": self.config["model"],
+                **{k: self.config.get(k) for k in keys}}
 
 
-def load_engine(name: str, model: str | Path = "models/checkpoint", device: str = "auto") -> Engine:
-    """``reference`` or ``model`` (a checkpoint folder, or ``models:/name@alias`` from MLflow)."""
+def load_engine(name: str, model: str | Path = "models/checkpoint", device: str = "auto",
+                speculative: bool = False) -> Engine:
+    """``reference`` or ``model`` (a checkpoint folder, or ``models:/name@alias`` from MLflow).
+
+    ``speculative``: the model decodes a case alone in its batch speculatively (see ``decode``)."""
     if name == "reference":
         return ReferenceEngine()
     if name == "model":
@@ -193,6 +226,6 @@ def load_engine(name: str, model: str | Path = "models/checkpoint", device: str 
         if text.startswith("models:/"):
             from lottogpt.registry import download_model
 
-            return ModelEngine(download_model(text), device)
-        return ModelEngine(model, device)
+            return ModelEngine(download_model(text), device, speculative=speculative)
+        return ModelEngine(model, device, speculative=speculative)
     raise ValueError(f"unknown engine {name!r}: use 'reference' or 'model'")

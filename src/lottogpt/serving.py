@@ -86,6 +86,7 @@ class Settings(BaseModel):
     max_tickets: int = Field(100, ge=1, description="tickets in one case, whatever the engine")
     max_body_bytes: int = Field(256 * 1024, ge=1024, description="request body size")
     background_load: bool = Field(True, description="serve /healthz while the model loads (else block startup)")
+    speculative: bool = Field(True, description="decode a case alone in its batch speculatively (same answer)")
 
 
 def model_version(engine: Engine) -> str:
@@ -550,10 +551,10 @@ def create_app(source: EngineFactory | str | Path | None = None, settings: Setti
     settings = settings or Settings()
     if source is None or isinstance(source, (str, Path)):
         model = str(source) if source is not None else settings.model
-        engine_name, device = settings.engine, settings.device
+        engine_name, device, speculative = settings.engine, settings.device, settings.speculative
 
         def factory() -> Engine:
-            return load_engine(engine_name, model, device)
+            return load_engine(engine_name, model, device, speculative)
     else:
         factory = source
     state = ServerState(settings, factory)
