@@ -55,7 +55,9 @@ def test_decode_latency(tmp_path: Path, tiny_checkpoint: Path) -> None:
     assert result["checks"]["decoder_matches_engine"] is True
     (run,) = result["runs"]
     assert run["threads"] == 1
-    for mode in ("engine_predict", "cache", "no_cache"):
+    assert result["checks"]["speculative_matches_cache"] is True and config["speculative"] is True
+    assert 1 <= run["batch_1"]["speculative"]["forward_passes"] <= config["decode_steps"]
+    for mode in ("engine_predict", "cache", "speculative", "no_cache"):
         stats = run["batch_1"][mode]
         assert stats["n"] >= 1 and 0 < stats["p50_ms"] <= stats["p95_ms"] <= stats["p99_ms"]
         assert stats["per_token_ms"] > 0
@@ -93,3 +95,15 @@ def test_corpus_generation(tmp_path: Path) -> None:
     assert result["cases_per_second"] > 0 and result["draw_cases_per_second"] > 0
     assert result["runs"][0]["parquet_bytes"] > 0
     assert not list(tmp_path.glob("lottogpt-bench-corpus-*"))  # the temporary corpus is removed
+
+
+def test_speculative_agreement(tmp_path: Path, tiny_checkpoint: Path, tiny_corpus: Path) -> None:
+    result = run_script("speculative_agreement", tmp_path, "--checkpoint", str(tiny_checkpoint), "--corpus",
+                        str(tiny_corpus), "--splits", "test", "--max-cases", "3", "--batch-size", "2")
+    split = result["splits"]["test"]
+    assert split["cases"] == 3 and split["agree"] == 3 and result["all_agree"] is True
+    assert 0.0 <= split["speculative_exact_match"] <= 1.0
+    assert sum(row["cases"] for row in split["by_tickets"].values()) == 3
+    for row in split["by_tickets"].values():
+        assert 1 <= row["speculative_passes"] <= row["lockstep_steps"] and row["speculative_ms_mean"] > 0
+    assert result["config"]["drafter_contexts"] > 0

@@ -1,0 +1,115 @@
+"""Speculative decoding on held-out cases: the same answers as the evaluated (lockstep) decoding, in how
+many forward passes, at what time per case.
+
+For every case of ``--splits`` (``data/corpus``): the lockstep answer as the evaluate stage computes it
+(``inference.complete``, batches of ``--batch-size``), then the case alone through
+``decode.speculative_decode`` with the engine's n-gram drafter, as the server answers a lone request.
+Reports per split: cases whose texts agree (must be all), exact match of the speculative answers against
+the kata, and per ticket count the mean lockstep steps (tokens + EOS), speculative forward passes and
+milliseconds per case.
+
+    python benchmarks/speculative_agreement.py                       # models/checkpoint, test + test_natural
+    python benchmarks/speculative_agreement.py --max-cases 200 --threads 2
+
+Writes ``results/bench/speculative_agreement.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import bench_common as bc
+
+NAME = "speculative_agreement"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--checkpoint", default=str(bc.ROOT / "models" / "checkpoint"), help="checkpoint folder")
+    parser.add_argument("--corpus", default=str(bc.ROOT / "data" / "corpus"), help="corpus folder (Parquet splits)")
+    parser.add_argument("--splits", default="test,test_natural", help="comma list of splits")
+    parser.add_argument("--max-cases", type=int, default=0, help="first N cases of each split (0: all)")
+    parser.add_argument("--batch-size", type=int, default=64, help="lockstep batch size (the evaluate stage's)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    parser.add_argument("--out", default=str(bc.DEFAULT_OUT), help="folder for speculative_agreement.json")
+    return parser.parse_args(argv)
+
+
+def measure_split(engine: Any, cases: list) -> dict[str, Any]:
+    from lottogpt import evaluate, formats
+    from lottogpt.decode import speculative_decode
+    from lottogpt.inference import WorksheetFeeder, complete, prediction_from_completion, prompt_tokens
+
+    tok, answer_format = engine.tokenizer, engine.answer_format
+    lockstep = complete(engine.model, tok, cases, answer_format, engine.batch_size)
+    by_tickets: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    disagreements, predictions = [], []
+    for index, case in enumerate(cases):
+        feeder = WorksheetFeeder(tok, case) if answer_format in formats.FED_FORMATS else None
+        start = time.perf_counter()
+        tokens, passes = speculative_decode(engine.model, prompt_tokens(tok, case, answer_format), tok.eos_id,
+                                            engine.drafter, feeder)
+        seconds = time.perf_counter() - start
+        text = tok.decode(tokens)
+        if text != lockstep[index]:
+            disagreements.append({"index": index, "speculative": text, "lockstep": lockstep[index]})
+        predictions.append(prediction_from_completion(text, len(case.tickets)))
+        row = by_tickets[len(case.tickets)]
+        row["steps"].append(len(tok.encode(lockstep[index])) + 1)
+        row["passes"].append(passes)
+        row["ms"].append(seconds * 1000)
+    table = {str(n): {"cases": len(row["passes"]), "lockstep_steps": round(statistics.fmean(row["steps"]), 1),
+                      "speculative_passes": round(statistics.fmean(row["passes"]), 1),
+                      "speculative_ms_mean": round(statistics.fmean(row["ms"]), 1),
+                      "speculative_ms_p50": round(bc.percentile(row["ms"], 50), 1)}
+             for n, row in sorted(by_tickets.items())}
+    every = list(by_tickets.values())
+    return {"cases": len(cases), "agree": len(cases) - len(disagreements), "disagreements": disagreements[:5],
+            "speculative_exact_match": evaluate.summarize(evaluate.score(cases, predictions))["exact_match"],
+            "lockstep_steps_mean": round(statistics.fmean(s for r in every for s in r["steps"]), 1),
+            "speculative_passes_mean": round(statistics.fmean(p for r in every for p in r["passes"]), 1),
+            "by_tickets": table}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    if not (Path(args.checkpoint) / "config.json").exists():
+        raise SystemExit(f"no checkpoint at {args.checkpoint} (config.json missing): train one (dvc repro train)")
+    from lottogpt import data
+    from lottogpt.inference import ModelEngine
+
+    bc.set_threads(args.threads)
+    engine = ModelEngine(args.checkpoint, device=args.device, batch_size=args.batch_size, speculative=True)
+    splits = {}
+    for split in [s.strip() for s in args.splits.split(",") if s.strip()]:
+        cases = data.frame_cases(data.read_split(args.corpus, split))
+        splits[split] = measure_split(engine, cases[:args.max_cases] if args.max_cases else cases)
+    result = {
+        "benchmark": NAME,
+        "machine": bc.machine(str(engine.device)),
+        "command": bc.command_line(),
+        "config": {"checkpoint": args.checkpoint, "corpus": args.corpus, "step": engine.config.get("step"),
+                   "answer_format": engine.answer_format, "max_cases": args.max_cases or None,
+                   "batch_size": args.batch_size, "drafter_contexts": len(engine.drafter.table),
+                   "drafter_order": engine.drafter.order},
+        "splits": splits,
+        "all_agree": all(s["agree"] == s["cases"] for s in splits.values()),
+    }
+    path = bc.write_result(args.out, NAME, result)
+    for split, s in splits.items():
+        print(f"{split}: {s['agree']}/{s['cases']} speculative answers equal the lockstep ones, exact match "
+              f"{s['speculative_exact_match']:.2%}, {s['speculative_passes_mean']} forward passes per case "
+              f"instead of {s['lockstep_steps_mean']} steps")
+    print(f"  -> {path}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
