@@ -60,8 +60,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     parser.add_argument("--speculative", action=argparse.BooleanOptionalAction, default=True,
                         help="the engine decodes a lone case speculatively, as the server does")
-    parser.add_argument("--compile", action="store_true",
-                        help="torch.compile the model first (dynamic shapes; not what the CLI and server run)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the cases")
     parser.add_argument("--out", default=str(bc.DEFAULT_OUT), help="folder for decode_latency.json")
     return parser.parse_args(argv)
@@ -237,10 +235,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             directory = bc.random_init_checkpoint(Path(tmp) / "checkpoint", args.params, args.tokenizer)
         engine = ModelEngine(directory, device=args.device, batch_size=args.batch_size,
                              speculative=args.speculative)
-    if args.compile:
-        compiled = torch.compile(engine.model, dynamic=True)
-        compiled.config = engine.model.config  # the decoders read the shape from the model
-        engine.model = compiled
     case = bc.bench_case(args.seed, args.tickets)
     batch = [bc.bench_case(args.seed + 1 + i, args.tickets) for i in range(args.batch_size)]
     try:
@@ -282,7 +276,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    "max_new_tokens": args.max_new_tokens or None, "iters": args.iters,
                    "iters_no_cache": args.iters_no_cache, "warmup": args.warmup, "batch_size": args.batch_size,
                    "batch_repeats": args.batch_repeats, "batch_repeats_no_cache": args.batch_repeats_no_cache,
-                   "speculative": args.speculative, "compile": args.compile, "seed": args.seed},
+                   "speculative": args.speculative, "seed": args.seed},
         "checks": {"decoder_matches_engine": None if served is None else cached[0].output == served,
                    "no_cache_matches_cache": uncached[0].output == cached[0].output,
                    "speculative_matches_cache": speculated[0].output == cached[0].output,
