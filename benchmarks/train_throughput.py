@@ -57,6 +57,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="attention implementation of GPT2LMHeadModel (sdpa is its fast default)")
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1...")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--profile-steps", type=int, default=3,
+                        help="CPU only: steps per model under torch.profiler for the time split (0: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(bc.DEFAULT_OUT), help="folder for train_throughput.json")
     return parser.parse_args(argv)
@@ -111,6 +113,30 @@ def build_models(shape: dict[str, Any], hf_attn: str, device: Any) -> dict[str, 
     hf = GPT2LMHeadModel(hf_config)
     return {"ours": ours.to(device).train(), "hf": hf.to(device).train(),
             "transformers": transformers.__version__, "hf_attn": hf.config._attn_implementation}
+
+
+ATTENTION_OPS = ("scaled_dot_product", "flash_attention", "efficient_attention")
+MATMUL_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"}
+
+
+def time_split(step: Any, steps: int) -> dict[str, float]:
+    """Milliseconds per step under torch.profiler (CPU self time): attention kernels, matrix products, the rest."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    split = {"attention_ms": 0.0, "matmul_ms": 0.0, "other_ms": 0.0}
+    for event in prof.key_averages():
+        ms = event.self_cpu_time_total / 1000 / steps
+        if any(name in event.key for name in ATTENTION_OPS):
+            split["attention_ms"] += ms
+        elif event.key in MATMUL_OPS:
+            split["matmul_ms"] += ms
+        else:
+            split["other_ms"] += ms
+    split["total_ms"] = sum(split.values())
+    return {key: round(value, 2) for key, value in split.items()}
 
 
 def make_optimizer(model: Any, optim: dict[str, Any], device: Any) -> Any:
@@ -184,6 +210,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for name in order:
             seconds[name].append(run(name, args.steps, repeat * args.steps))
 
+    profiles: dict[str, Any] | None = None
+    if args.profile_steps > 0 and device.type == "cpu":
+        profiles = {name: time_split(lambda name=name: run(name, 1, 0), args.profile_steps) for name in models}
+        # Both models run the same attention kernel and matrix products of the same sizes; if ours spent
+        # nothing anywhere else, its step would still take attention + matmul.
+        floor = profiles["ours"]["attention_ms"] + profiles["ours"]["matmul_ms"]
+        profiles["ratio_if_ours_were_attention_and_matmul_only"] = round(profiles["hf"]["total_ms"] / floor, 3)
+
     tokens_per_repeat = shape["batch_tokens"] * args.steps
     per_model = {}
     for name, model in models.items():
@@ -210,6 +244,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "ratio": round(ratio, 3),
         "target_ratio": TARGET_RATIO,
         "meets_target": ratio >= TARGET_RATIO,
+        "profile": profiles,
         "notes": ("Same shape; HF GPT-2 also has biases, learned positions (n_positions*n_embd more parameters) "
                   "and tanh-GELU, ours has no biases and rotary positions when rope is true. Random tokens; "
                   "loss over every position."),
@@ -223,6 +258,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"  HF GPT-2 {per_model['hf']['tokens_per_second']:>12,.0f} tokens/s "
           f"({per_model['hf']['step_ms']:.1f} ms/step)")
     print(f"  ratio {ratio:.2f}x (target >= {TARGET_RATIO}x: {'met' if result['meets_target'] else 'NOT met'})")
+    if profiles:
+        for name in ("ours", "hf"):
+            split = profiles[name]
+            print(f"  profiled {name}: attention {split['attention_ms']} ms, matmul {split['matmul_ms']} ms, "
+                  f"other {split['other_ms']} ms per step")
+        print(f"  ratio if ours were attention + matmul only: "
+              f"{profiles['ratio_if_ours_were_attention_and_matmul_only']}x")
     print(f"  -> {path}")
     return result
 

@@ -44,6 +44,11 @@ def test_train_throughput(tmp_path: Path) -> None:
     assert result["ratio"] > 0 and isinstance(result["meets_target"], bool)
     assert result["config"]["batch_tokens"] == 64 and result["config"]["n_layer"] == 1
     assert result["config"]["precision"] == "bf16" and result["config"]["autocast"] == "bf16"
+    profile = result["profile"]
+    for side in ("ours", "hf"):
+        assert profile[side]["attention_ms"] > 0 and profile[side]["matmul_ms"] > 0 and profile[side]["other_ms"] > 0
+        assert profile[side]["total_ms"] >= profile[side]["attention_ms"] + profile[side]["matmul_ms"]
+    assert profile["ratio_if_ours_were_attention_and_matmul_only"] > 0
 
 
 def test_decode_latency(tmp_path: Path, tiny_checkpoint: Path) -> None:
