@@ -6,7 +6,8 @@ sends ``--warmup`` untimed requests, then ``--requests`` ``POST /v1/predict`` re
 workers, stops issuing at ``--time-limit`` seconds, and stops the server (SIGTERM, graceful). Modes:
 
 - ``on``: micro-batching, ``--max-batch-size`` cases per forward pass after up to ``--max-wait-ms``;
-- ``off``: ``--max-batch-size 1 --max-wait-ms 0``: every case is its own forward pass.
+- ``off``: ``--max-batch-size 1 --max-wait-ms 0``: every case is decoded alone (speculatively, unless
+  ``--no-speculative``).
 
 Recorded per mode: requests/s (answered with 200 / wall time of the timed phase), latency p50/p95/p99 of
 the answered requests, errors (any non-200 or transport error; issue 9 requires 0), the server's own

@@ -26,7 +26,8 @@ Serving
     ``/healthz`` answers at once and ``/readyz`` says when the model is there). Inference never runs on the
     event loop: a micro-batcher collects the cases of concurrent requests for up to ``max_wait_ms`` (or
     until ``max_batch_size`` cases) and runs them as one ``engine.predict`` call in one inference thread;
-    ``decode.greedy_decode`` groups the prompts by length, so that call is one forward pass per shape.
+    ``decode.greedy_decode`` groups the prompts by length, so that call is one forward pass per shape, and
+    decodes a case alone in its group speculatively (``Settings.speculative``; same answer, fewer passes).
     On shutdown the server stops taking new cases, answers the queued ones, then stops the thread.
 """
 
