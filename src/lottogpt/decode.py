@@ -19,7 +19,10 @@ from lottogpt.model import GPT, KVCache
 
 
 class Feeder(Protocol):
-    """Writes input tokens into a row's completion: ``forced()`` is the token that must come next, if any."""
+    """Writes input tokens into a row's completion: ``forced()`` is the token that must come next, if any.
+
+    Speculative decoding walks ahead on a ``copy.copy`` of a feeder, so its position must be plain values.
+    """
 
     def forced(self) -> int | None: ...
 
@@ -130,11 +133,12 @@ def speculative_decode(model: GPT, prompt: Sequence[int], eos_id: int, drafter: 
                        max_draft: int = 16) -> tuple[list[int], int]:
     """The greedy completion of one prompt, and the forward passes it took.
 
-    At batch 1 a forward pass costs about the same for one token as for a dozen, so each pass feeds the
-    last token plus up to ``max_draft`` guessed ones (the feeder's forced tokens where it has them, else
-    ``drafter``'s guesses) and keeps the longest prefix of guesses that the model's own choices confirm,
-    plus the model's choice after it. The result is the greedy completion (up to floating-point ties
-    between the logits of a one-token and a many-token pass); only the number of passes changes.
+    At batch 1 a forward pass costs not much more for a dozen tokens than for one (per-operation overhead
+    dominates), so each pass feeds the last token plus up to ``max_draft`` guessed ones (the feeder's
+    forced tokens where it has them, else ``drafter``'s guesses) and keeps the longest prefix of guesses
+    that the model's own choices confirm, plus the model's choice after it. The result is the greedy
+    completion (up to floating-point ties between the logits of a one-token and a many-token pass); only
+    the number of passes changes.
     """
     model.eval()
     device = next(model.parameters()).device
