@@ -130,6 +130,12 @@ def test_missing_model_and_unknown_engine(tmp_path: Path) -> None:
     assert code == 2 and "unknown engine" in output
 
 
+def test_a_device_this_torch_cannot_use_is_one_error_line(tiny_checkpoint: Path) -> None:
+    code, output = play("--model", str(tiny_checkpoint), "--device", "tpu", input=OFFICIAL_INPUT)
+    assert code == 2 and "[ERROR] unknown device 'tpu': use auto, cpu, cuda, cuda:N or mps" in output
+    assert "Traceback" not in output
+
+
 # --- eval, info, serve (refusals only; the server itself is tested in test_server.py / test_docker.py) ---
 
 

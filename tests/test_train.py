@@ -227,6 +227,16 @@ def test_block_size_too_small_is_refused_with_the_params_to_change(tiny_corpus: 
         train.train(p, tiny_corpus, tiny_tokenizer, tmp_path / "ck", tmp_path / "r")
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_device_this_torch_cannot_use_is_refused_before_training(tiny_corpus: Path, tiny_tokenizer: Path,
+                                                                    tmp_path: Path) -> None:
+    for device, reason in (("cuda", "sees no CUDA GPU"), ("tpu", "unknown device 'tpu'")):
+        p = tiny_params(device=device)
+        with pytest.raises(train.TrainError, match=rf"train\.device: .*{reason}"):
+            train.train(p, tiny_corpus, tiny_tokenizer, tmp_path / "ck", tmp_path / "r")
+    assert not (tmp_path / "ck").exists()
+
+
 def test_yaml_1_2_floats_from_dvc_exp_set_param(tmp_path: Path) -> None:
     """`dvc exp run -S train.lr=3e-4` writes `lr: 3e-4`, a string to YAML 1.1 readers."""
     text = re.sub(r"(?m)^  lr: .*$", "  lr: 3e-4", (ROOT / "params.yaml").read_text())

@@ -157,8 +157,18 @@ class ReferenceEngine:
 
 
 def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` (CUDA, then MPS, then CPU) or a named device that this torch can use; else a ValueError."""
     if name != "auto":
-        return torch.device(name)
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {name!r}, but this torch ({torch.__version__}) sees no CUDA GPU: "
+                             "use auto or cpu")
+        if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ValueError(f"device {name!r}, but MPS is not available here: use auto or cpu")
+        return device
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():

@@ -258,7 +258,10 @@ def train(params: Params, corpus_dir: str | Path, tokenizer_dir: str | Path, out
     torch.manual_seed(cfg.seed)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
+    try:
+        device = pick_device(cfg.device)
+    except ValueError as error:
+        raise TrainError(f"train.device: {error}") from None
     dist_info = setup_distributed(device)
     if device.type == "cuda" and dist_info.world_size > 1:
         device = torch.device("cuda", dist_info.local_rank)
