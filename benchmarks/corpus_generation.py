@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "config": {"cases": data_params.n_train + sum(held.values()), "train": data_params.n_train, **held,
                    "workers": args.workers, "repeats": args.repeats, "answer_format": data_params.answer_format,
                    "min_tickets": data_params.min_tickets, "max_tickets": data_params.max_tickets,
+                   "natural_share": data_params.natural_share, "prize_share": data_params.prize_share,
                    "seed": data_params.seed},
         "cases_per_second": round(statistics.median(r["cases_per_second"] for r in runs), 1),
         "seconds": round(statistics.median(r["seconds"] for r in runs), 3),
