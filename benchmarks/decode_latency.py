@@ -73,33 +73,36 @@ class Decoder:
         self.max_new_tokens = max_new_tokens
         self.drafter = drafter
 
-    def passes(self, case: Any) -> int:
-        """Forward passes of the speculative decoding of ``case`` (the prefill included)."""
+    def feeder(self, case: Any) -> Any:
+        """The case's feeder in the fed answer formats (the engine's), else None."""
         from lottogpt import formats
-        from lottogpt.decode import speculative_decode
         from lottogpt.inference import WorksheetFeeder
 
+        if self.engine.answer_format not in formats.FED_FORMATS:
+            return None
+        return WorksheetFeeder(self.engine.tokenizer, case)
+
+    def passes(self, case: Any) -> int:
+        """Forward passes of the speculative decoding of ``case`` (the prefill included)."""
+        from lottogpt.decode import speculative_decode
+
         engine = self.engine
-        feeder = (WorksheetFeeder(engine.tokenizer, case) if engine.answer_format in formats.FED_FORMATS
-                  else None)
         _, passes = speculative_decode(engine.model, self.prompts([case])[0], engine.tokenizer.eos_id,
-                                       self.drafter, feeder, self.max_new_tokens)
+                                       self.drafter, self.feeder(case), self.max_new_tokens)
         return passes
 
     def prompts(self, cases: list) -> list[list[int]]:
-        from lottogpt import formats
+        from lottogpt.inference import prompt_tokens
 
-        tok = self.engine.tokenizer
-        return [[tok.bos_id, *tok.encode(formats.render_prompt(c, self.engine.answer_format))] for c in cases]
+        return [prompt_tokens(self.engine.tokenizer, c, self.engine.answer_format) for c in cases]
 
     def __call__(self, cases: list, use_cache: bool, speculative: bool = False) -> tuple[list, list[list[int]]]:
         from lottogpt import formats
         from lottogpt.decode import greedy_decode
-        from lottogpt.inference import WorksheetFeeder, prediction_from_completion
+        from lottogpt.inference import prediction_from_completion
 
         engine, tok = self.engine, self.engine.tokenizer
-        feeders = ([WorksheetFeeder(tok, c) for c in cases] if engine.answer_format in formats.FED_FORMATS
-                   else None)
+        feeders = [self.feeder(c) for c in cases] if engine.answer_format in formats.FED_FORMATS else None
         outputs = greedy_decode(engine.model, self.prompts(cases), tok.eos_id, engine.batch_size,
                                 max_new_tokens=self.max_new_tokens, use_cache=use_cache, feeders=feeders,
                                 drafter=self.drafter if speculative else None)
