@@ -61,17 +61,27 @@ def greedy_decode(model: GPT, prompts: Sequence[Sequence[int]], eos_id: int, bat
     return results
 
 
+def _budget(model: GPT, prompt_length: int, max_new_tokens: int | None) -> int:
+    """How many tokens a completion of a ``prompt_length``-token prompt may have (EOS included)."""
+    budget = model.config.block_size - prompt_length
+    if max_new_tokens is not None:
+        budget = min(budget, max_new_tokens)
+    if budget <= 0:
+        raise ValueError(f"a prompt of {prompt_length} tokens leaves no room in model.block_size "
+                         f"{model.config.block_size}")
+    return budget
+
+
+def _cut_at_eos(tokens: list[int], eos_id: int) -> list[int]:
+    return tokens[:tokens.index(eos_id)] if eos_id in tokens else tokens
+
+
 def _decode_batch(model: GPT, prompt: torch.Tensor, eos_id: int, max_new_tokens: int | None,
                   use_cache: bool, feeders: Sequence[Feeder] | None) -> list[list[int]]:
     device = next(model.parameters()).device
     prompt = prompt.to(device)
     rows, length = prompt.shape
-    budget = model.config.block_size - length
-    if max_new_tokens is not None:
-        budget = min(budget, max_new_tokens)
-    if budget <= 0:
-        raise ValueError(f"a prompt of {length} tokens leaves no room in model.block_size "
-                         f"{model.config.block_size}")
+    budget = _budget(model, length, max_new_tokens)
     dtype = next(model.parameters()).dtype
     cache = KVCache(model.config, rows, length + budget, device, dtype) if use_cache else None
     sequence = prompt
@@ -97,8 +107,7 @@ def _decode_batch(model: GPT, prompt: torch.Tensor, eos_id: int, max_new_tokens:
         else:
             sequence = torch.cat([sequence, token[:, None]], dim=1)
             logits = model(sequence)[:, -1]
-    out = torch.stack(generated, dim=1).tolist()
-    return [row[:row.index(eos_id)] if eos_id in row else row for row in out]
+    return [_cut_at_eos(row, eos_id) for row in torch.stack(generated, dim=1).tolist()]
 
 
 class NGramDrafter:
@@ -142,12 +151,7 @@ def speculative_decode(model: GPT, prompt: Sequence[int], eos_id: int, drafter: 
     """
     model.eval()
     device = next(model.parameters()).device
-    budget = model.config.block_size - len(prompt)
-    if max_new_tokens is not None:
-        budget = min(budget, max_new_tokens)
-    if budget <= 0:
-        raise ValueError(f"a prompt of {len(prompt)} tokens leaves no room in model.block_size "
-                         f"{model.config.block_size}")
+    budget = _budget(model, len(prompt), max_new_tokens)
     cache = KVCache(model.config, 1, len(prompt) + budget, device, next(model.parameters()).dtype)
     logits = model(torch.tensor([list(prompt)], dtype=torch.long, device=device), cache)[0, -1:]
     history = list(prompt)
@@ -164,8 +168,8 @@ def speculative_decode(model: GPT, prompt: Sequence[int], eos_id: int, drafter: 
             if choice != guess or choice == eos_id:
                 break
         new = new[:budget - len(out)]
-        for token in new:
-            if feeder is not None:
+        if feeder is not None:
+            for token in new:
                 feeder.observe(token)
         out += new
         history += new
@@ -177,7 +181,7 @@ def speculative_decode(model: GPT, prompt: Sequence[int], eos_id: int, drafter: 
         draft, forced = _draft(history, drafter, feeder, eos_id, min(max_draft, budget - len(out) - 1))
         logits = model(torch.tensor([[out[-1], *draft]], dtype=torch.long, device=device), cache)[0]
         passes += 1
-    return (out[:out.index(eos_id)] if eos_id in out else out), passes
+    return _cut_at_eos(out, eos_id), passes
 
 
 def _draft(history: list[int], drafter: NGramDrafter, feeder: Feeder | None, eos_id: int,
