@@ -73,22 +73,15 @@ class Decoder:
         self.max_new_tokens = max_new_tokens
         self.drafter = drafter
 
-    def feeder(self, case: Any) -> Any:
-        """The case's feeder in the fed answer formats (the engine's), else None."""
-        from lottogpt import formats
-        from lottogpt.inference import WorksheetFeeder
-
-        if self.engine.answer_format not in formats.FED_FORMATS:
-            return None
-        return WorksheetFeeder(self.engine.tokenizer, case)
-
     def passes(self, case: Any) -> int:
         """Forward passes of the speculative decoding of ``case`` (the prefill included)."""
         from lottogpt.decode import speculative_decode
+        from lottogpt.inference import feeders_for
 
         engine = self.engine
+        feeder = (feeders_for(engine.tokenizer, [case], engine.answer_format) or [None])[0]
         _, passes = speculative_decode(engine.model, self.prompts([case])[0], engine.tokenizer.eos_id,
-                                       self.drafter, self.feeder(case), self.max_new_tokens)
+                                       self.drafter, feeder, self.max_new_tokens)
         return passes
 
     def prompts(self, cases: list) -> list[list[int]]:
@@ -97,12 +90,11 @@ class Decoder:
         return [prompt_tokens(self.engine.tokenizer, c, self.engine.answer_format) for c in cases]
 
     def __call__(self, cases: list, use_cache: bool, speculative: bool = False) -> tuple[list, list[list[int]]]:
-        from lottogpt import formats
         from lottogpt.decode import greedy_decode
-        from lottogpt.inference import prediction_from_completion
+        from lottogpt.inference import feeders_for, prediction_from_completion
 
         engine, tok = self.engine, self.engine.tokenizer
-        feeders = [self.feeder(c) for c in cases] if engine.answer_format in formats.FED_FORMATS else None
+        feeders = feeders_for(tok, cases, engine.answer_format)
         outputs = greedy_decode(engine.model, self.prompts(cases), tok.eos_id, engine.batch_size,
                                 max_new_tokens=self.max_new_tokens, use_cache=use_cache, feeders=feeders,
                                 drafter=self.drafter if speculative else None)

@@ -43,26 +43,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def measure_split(engine: Any, cases: list) -> dict[str, Any]:
-    from lottogpt import evaluate, formats
-    from lottogpt.decode import speculative_decode
-    from lottogpt.inference import WorksheetFeeder, complete, prediction_from_completion, prompt_tokens
+    from lottogpt import evaluate
+    from lottogpt.decode import greedy_decode, speculative_decode
+    from lottogpt.inference import feeders_for, prediction_from_completion, prompt_tokens
 
     tok, answer_format = engine.tokenizer, engine.answer_format
-    lockstep = complete(engine.model, tok, cases, answer_format, engine.batch_size)
+    prompts = [prompt_tokens(tok, case, answer_format) for case in cases]
+    # What inference.complete does (the evaluate stage's decoding), keeping the tokens to count the steps.
+    lockstep = greedy_decode(engine.model, prompts, tok.eos_id, engine.batch_size,
+                             feeders=feeders_for(tok, cases, answer_format))
+    feeders = feeders_for(tok, cases, answer_format) or [None] * len(cases)
     by_tickets: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     disagreements, predictions = [], []
     for index, case in enumerate(cases):
-        feeder = WorksheetFeeder(tok, case) if answer_format in formats.FED_FORMATS else None
         start = time.perf_counter()
-        tokens, passes = speculative_decode(engine.model, prompt_tokens(tok, case, answer_format), tok.eos_id,
-                                            engine.drafter, feeder)
+        tokens, passes = speculative_decode(engine.model, prompts[index], tok.eos_id, engine.drafter,
+                                            feeders[index])
         seconds = time.perf_counter() - start
-        text = tok.decode(tokens)
-        if text != lockstep[index]:
-            disagreements.append({"index": index, "speculative": text, "lockstep": lockstep[index]})
+        text, expected = tok.decode(tokens), tok.decode(lockstep[index])
+        if text != expected:
+            disagreements.append({"index": index, "speculative": text, "lockstep": expected})
         predictions.append(prediction_from_completion(text, len(case.tickets)))
         row = by_tickets[len(case.tickets)]
-        row["steps"].append(len(tok.encode(lockstep[index])) + 1)
+        row["steps"].append(len(lockstep[index]) + 1)
         row["passes"].append(passes)
         row["ms"].append(seconds * 1000)
     table = {str(n): {"cases": len(row["passes"]), "lockstep_steps": round(statistics.fmean(row["steps"]), 1),

@@ -101,6 +101,13 @@ def prompt_tokens(tokenizer: Tokenizer, case: kata.Case, answer_format: str) -> 
     return [tokenizer.bos_id, *tokenizer.encode(formats.render_prompt(case, answer_format))]
 
 
+def feeders_for(tokenizer: Tokenizer, cases: list[kata.Case], answer_format: str) -> list[WorksheetFeeder] | None:
+    """One feeder per case in the fed answer formats (ticket markers and numbers are input), else None."""
+    if answer_format not in formats.FED_FORMATS:
+        return None
+    return [WorksheetFeeder(tokenizer, c) for c in cases]
+
+
 def ngram_drafter(tokenizer: Tokenizer, answer_format: str, min_tickets: int, max_tickets: int,
                   cases: int = 1000, seed: int = 0) -> NGramDrafter:
     """An n-gram guesser for speculative decoding, counted on ``cases`` drawn like the training corpus.
@@ -126,7 +133,7 @@ def complete(model: GPT, tokenizer: Tokenizer, cases: list[kata.Case], answer_fo
     With a ``drafter``, a case alone in its shape group is decoded speculatively (same answer, fewer passes).
     """
     prompts = [prompt_tokens(tokenizer, c, answer_format) for c in cases]
-    feeders = [WorksheetFeeder(tokenizer, c) for c in cases] if answer_format in formats.FED_FORMATS else None
+    feeders = feeders_for(tokenizer, cases, answer_format)
     outputs = greedy_decode(model, prompts, tokenizer.eos_id, batch_size, feeders=feeders, drafter=drafter)
     return [tokenizer.decode(tokens) for tokens in outputs]
 
