@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                  "pass --checkpoint, use --random-init, or --engine reference")
         for mode in modes:
             results[mode] = run_mode(args, mode, model, bodies, Path(tmp))
-    from lottogpt.inference import pick_device
+    from lottogpt.common import pick_device
 
     answers = [results[m].pop("answers") for m in modes]
     shared = set.intersection(*(set(a) for a in answers)) if answers else set()

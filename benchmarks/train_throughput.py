@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
     import torch.nn.functional as F  # noqa: N812
 
-    from lottogpt.inference import pick_device
+    from lottogpt.common import pick_device
     from lottogpt.train import IGNORE, autocast_context, completion_loss
 
     setup = resolve_shape(args)

@@ -28,7 +28,7 @@ def official() -> dict:
 
 
 TINY = DataParams(seed=7, n_train=400, n_val=40, n_test=60, n_test_natural=60, min_tickets=1, max_tickets=8,
-                  answer_format="scratchpad")
+                  natural_share=0.0, prize_share=0.0, answer_format="scratchpad")
 
 
 @pytest.fixture(scope="session")

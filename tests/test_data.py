@@ -80,7 +80,8 @@ def test_every_ticket_is_valid(tiny_corpus: Path) -> None:
 
 
 def test_stratification_reaches_every_rank() -> None:
-    params = DataParams(seed=3, n_train=3000, n_val=10, n_test=10, n_test_natural=300)
+    params = DataParams(seed=3, n_train=3000, n_val=10, n_test=10, n_test_natural=300, natural_share=0.0,
+                        prize_share=0.0)
     frame = data.to_frame("train", data.generate_cases(params)["train"], "direct")
     stats = data.split_stats(frame)
     # With uniform match weights and up to 10 tickets, each rank shows up in a large share of cases.
@@ -101,7 +102,8 @@ def test_natural_split_is_uniform() -> None:
 
 
 def test_natural_share_mixes_uniform_cases_into_train_and_val_only() -> None:
-    base = DataParams(seed=5, n_train=2000, n_val=200, n_test=200, n_test_natural=200)
+    base = DataParams(seed=5, n_train=2000, n_val=200, n_test=200, n_test_natural=200, natural_share=0.0,
+                      prize_share=0.0)
     mixed = dataclasses.replace(base, natural_share=0.5)
     plain, mix = data.generate_cases(base), data.generate_cases(mixed)
     assert mix == data.generate_cases(mixed)  # deterministic
@@ -120,14 +122,15 @@ def test_natural_share_mixes_uniform_cases_into_train_and_val_only() -> None:
 
 def test_prize_share_draws_every_prize_combination_alike() -> None:
     two = DataParams(seed=1, n_train=6300, n_val=0, n_test=0, n_test_natural=0, min_tickets=2, max_tickets=2,
-                     prize_share=1.0)
+                     natural_share=0.0, prize_share=1.0)
     vectors = Counter(tuple(kata.score(case).counts.values()) for case in data.generate_cases(two)["train"])
     assert len(vectors) == comb(2 + 5, 5)  # every way two tickets can win the five prizes (21) ...
     assert min(vectors.values()) > 200 and max(vectors.values()) < 400  # ... about 300 times each
 
 
 # The cases of PRIZELESS as drawn before data.prize_share existed (sha256 of their repr, from commit ae1ed8a).
-PRIZELESS = DataParams(seed=5, n_train=2000, n_val=200, n_test=200, n_test_natural=200, natural_share=0.2)
+PRIZELESS = DataParams(seed=5, n_train=2000, n_val=200, n_test=200, n_test_natural=200, natural_share=0.2,
+                       prize_share=0.0)
 PRIZELESS_SHA256 = "8119c3b44fe26bfe6dedd60646c127ecd16cf584c7c06e00f202f966a1f1e308"
 
 

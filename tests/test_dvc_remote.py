@@ -109,7 +109,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def answers(checkpoint: Path) -> list[dict]:
-    from lottogpt.cli import predict_lines
+    from lottogpt.cases import predict_lines
     from lottogpt.inference import ModelEngine
 
     result, failed = predict_lines(ModelEngine(checkpoint, device="cpu"), [json.dumps(c) for c in CASES])

@@ -182,7 +182,7 @@ def cases() -> list[dict]:
 
 def answers(engine: object) -> list[dict]:
     """``lottogpt predict``'s answers to ``cases()`` (all in one decode batch)."""
-    from lottogpt.cli import predict_lines
+    from lottogpt.cases import predict_lines
 
     result, failed = predict_lines(engine, [json.dumps(c) for c in cases()])  # type: ignore[arg-type]
     assert failed == 1

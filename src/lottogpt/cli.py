@@ -1,6 +1,6 @@
 """The ``lottogpt`` command line: ``predict``, ``play``, ``eval``, ``info`` and ``serve``.
 
-Every command reaches an engine through :func:`lottogpt.inference.load_engine` (``--engine reference``
+Every command reaches an engine through :func:`lottogpt.registry.open_engine` (``--engine reference``
 is the kata itself, ``--engine model`` the GPT from ``--model``: a checkpoint folder or an MLflow URI
 such as ``models:/lottogpt@champion``). Bad input gets the kata's ``[ERROR] ...`` message, never a
 traceback.
@@ -18,8 +18,9 @@ from typing import Annotated, TextIO, TypeVar
 
 import typer
 
-from lottogpt import kata
-from lottogpt.inference import Engine, Prediction, load_engine
+from lottogpt import checkpoint, evaluate, kata, registry
+from lottogpt.cases import predict_lines, read_cases
+from lottogpt.inference import Engine, Prediction
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="A tiny GPT that imitates the lotto kata, and the kata itself.")
@@ -48,51 +49,10 @@ class EndOfInputError(Exception):
 def open_engine(engine: str, model: str, device: str = "auto") -> Engine:
     """Load an engine or exit 2 with an ``[ERROR]`` line (a missing checkpoint, an unknown engine...)."""
     try:
-        return load_engine(engine, model, device)
+        return registry.open_engine(engine, model, device)
     except Exception as error:  # whatever went wrong, the user gets one line
         typer.echo(f"[ERROR] {error}", err=True)
         raise typer.Exit(2) from None
-
-
-def parse_case_line(line: str) -> kata.Case:
-    """One JSON Lines case ``{"tickets": [[...], ...], "winning": [...], "bonus": n}``, validated."""
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise kata.LottoError(f"입력 줄이 올바른 JSON이 아닙니다 (invalid JSON: {error.msg}).") from None
-    if not isinstance(record, dict):
-        raise kata.LottoError("입력 줄은 JSON 객체여야 합니다 (expected an object).")
-    missing = [key for key in ("tickets", "winning", "bonus") if key not in record]
-    if missing:
-        raise kata.LottoError(f"입력에 {', '.join(missing)} 항목이 없습니다 (missing keys).")
-    tickets, winning = record["tickets"], record["winning"]
-    if not isinstance(tickets, list) or not all(isinstance(t, list) for t in tickets):
-        raise kata.LottoError("tickets는 번호 목록의 목록이어야 합니다 (tickets must be a list of lists).")
-    if not isinstance(winning, list):
-        raise kata.LottoError("당첨 번호는 목록이어야 합니다 (winning must be a list).")
-    return kata.Case.create(tickets, winning, record["bonus"])
-
-
-def predict_lines(engine: Engine, lines: list[str], show_work: bool = False) -> tuple[list[dict], int]:
-    """Answer every non-blank line; a bad line gets ``{"error": ...}`` and the others still run."""
-    answers: list[dict | None] = []
-    cases: list[tuple[int, kata.Case]] = []
-    for line in lines:
-        if not line.strip():
-            continue
-        try:
-            case = parse_case_line(line)
-            engine.check(case)
-        except kata.LottoError as error:
-            answers.append({"error": str(error)})
-            continue
-        cases.append((len(answers), case))
-        answers.append(None)
-    predictions = engine.predict([case for _, case in cases]) if cases else []
-    for (index, _), prediction in zip(cases, predictions, strict=True):
-        answers[index] = prediction.to_json(show_work)
-    failed = sum(1 for a in answers if a is not None and "error" in a)
-    return [a for a in answers if a is not None], failed
 
 
 @app.command()
@@ -236,31 +196,6 @@ def play(
 # ---------------------------------------------------------------------------------------------
 
 
-def read_cases(path: Path, max_cases: int = 0) -> tuple[list[kata.Case], list[str]]:
-    """Cases from a corpus Parquet split or a JSON Lines file; and an ``[ERROR]`` line per bad line."""
-    if path.suffix == ".parquet":
-        import polars as pl
-
-        from lottogpt import data
-
-        frame = pl.read_parquet(path, columns=["tickets", "winning", "bonus"])
-        if max_cases:
-            frame = frame.head(max_cases)
-        return data.frame_cases(frame), []
-    cases, errors = [], []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            if max_cases and len(cases) >= max_cases:
-                break
-            try:
-                cases.append(parse_case_line(line))
-            except kata.LottoError as error:
-                errors.append(f"line {number}: {error}")
-    return cases, errors
-
-
 def _percent(value: float) -> str:
     return f"{100 * value:.1f}%"
 
@@ -278,8 +213,6 @@ def eval_(
     """Score an engine against the reference program on a file of cases (exact match, per line, by tickets)."""
     from rich.console import Console
     from rich.table import Table
-
-    from lottogpt import evaluate
 
     answering = open_engine(engine, model, device)
     try:
@@ -326,9 +259,7 @@ def eval_(
 
 def engine_info(answering: Engine) -> dict:
     """``engine.info()`` with the model version and the number of parameters."""
-    from lottogpt.serving import model_version
-
-    info = {"model_version": model_version(answering), **answering.info()}
+    info = {"model_version": answering.version(), **answering.info()}
     network = getattr(answering, "model", None)
     if network is not None:
         info["n_parameters"] = sum(p.numel() for p in network.parameters())
@@ -398,8 +329,7 @@ def serve(
     """Serve the HTTP API (POST /v1/predict, POST /v1/play, GET /healthz, /readyz, /info) with uvicorn."""
     import uvicorn
 
-    from lottogpt import checkpoint
-    from lottogpt.serving import Settings, create_app
+    from lottogpt.serving import Settings, create_app  # lazy: only `serve` needs FastAPI
 
     if engine not in ("model", "reference"):
         typer.echo(f"[ERROR] unknown engine {engine!r}: use 'reference' or 'model'", err=True)

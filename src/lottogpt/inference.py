@@ -8,17 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
-import torch
 
-from lottogpt import formats, kata
+from lottogpt import checkpoint, data, formats, kata
+from lottogpt.common import file_sha256, pick_device, set_threads
 from lottogpt.decode import NGramDrafter, greedy_decode
-
-if TYPE_CHECKING:
-    from lottogpt.model import GPT
-    from lottogpt.tokenizer import Tokenizer
+from lottogpt.model import GPT
+from lottogpt.params import DataParams
+from lottogpt.tokenizer import Tokenizer
 
 
 @dataclass
@@ -115,9 +114,6 @@ def ngram_drafter(tokenizer: Tokenizer, answer_format: str, min_tickets: int, ma
     The cases are fresh draws of the corpus generator (stratified, ``seed``), rendered and tokenized as
     in training: the table holds token statistics, never the answer to the case being decoded.
     """
-    from lottogpt import data
-    from lottogpt.params import DataParams
-
     params = DataParams(min_tickets=min_tickets, max_tickets=max_tickets, answer_format=answer_format)
     drawn = data.draw_cases(np.random.default_rng(seed), params, cases, "stratified")
     completions = tokenizer.encode_batch([formats.render_completion(c, answer_format) for c in drawn])
@@ -147,6 +143,8 @@ class Engine(Protocol):
 
     def info(self) -> dict: ...
 
+    def version(self) -> str: ...
+
 
 class ReferenceEngine:
     """The kata itself."""
@@ -162,25 +160,8 @@ class ReferenceEngine:
     def info(self) -> dict:
         return {"engine": self.name, "min_tickets": 1, "max_tickets": None}
 
-
-def pick_device(name: str = "auto") -> torch.device:
-    """``auto`` (CUDA, then MPS, then CPU) or a named device that this torch can use; else a ValueError."""
-    if name != "auto":
-        try:
-            device = torch.device(name)
-        except RuntimeError:
-            raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {name!r}, but this torch ({torch.__version__}) sees no CUDA GPU: "
-                             "use auto or cpu")
-        if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise ValueError(f"device {name!r}, but MPS is not available here: use auto or cpu")
-        return device
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    def version(self) -> str:
+        return "reference"
 
 
 class ModelEngine:
@@ -190,14 +171,12 @@ class ModelEngine:
 
     def __init__(self, directory: str | Path, device: str = "auto", batch_size: int = 64,
                  threads: int = 0, speculative: bool = False) -> None:
-        from lottogpt import checkpoint
-
-        if threads > 0:
-            # Decoding runs many small matrix products; one CPU thread avoids spin-waiting on a busy machine.
-            torch.set_num_threads(threads)
+        # Decoding runs many small matrix products; one CPU thread avoids spin-waiting on a busy machine.
+        set_threads(threads)
         self.directory = Path(directory)
         self.device = pick_device(device)
         self.model, self.tokenizer, self.config = checkpoint.load(self.directory, self.device)
+        self.weights_sha256 = file_sha256(self.directory / checkpoint.WEIGHTS_FILE)
         self.batch_size = batch_size
         self.min_tickets = int(self.config.get("min_tickets", 1))
         self.max_tickets = int(self.config.get("max_tickets", formats.MAX_TICKETS))
@@ -223,6 +202,10 @@ class ModelEngine:
         texts = self.completions(cases)
         return [prediction_from_completion(t, len(c.tickets)) for t, c in zip(texts, cases, strict=True)]
 
+    def version(self) -> str:
+        """A short, stable name of these weights: ``step<N>-<weights sha256[:12]>``."""
+        return f"step{self.config.get('step')}-{self.weights_sha256[:12]}"
+
     def info(self) -> dict:
         keys = ("step", "answer_format", "min_tickets", "max_tickets", "tokenizer_sha256", "data_sha256",
                 "params")
@@ -233,16 +216,11 @@ class ModelEngine:
 
 def load_engine(name: str, model: str | Path = "models/checkpoint", device: str = "auto",
                 speculative: bool = False) -> Engine:
-    """``reference`` or ``model`` (a checkpoint folder, or ``models:/name@alias`` from MLflow).
+    """``reference`` or ``model`` (a local checkpoint folder; ``registry.local_model`` resolves ``models:/``).
 
     ``speculative``: the model decodes a case alone in its batch speculatively (see ``decode``)."""
     if name == "reference":
         return ReferenceEngine()
     if name == "model":
-        text = str(model)
-        if text.startswith("models:/"):
-            from lottogpt.registry import download_model
-
-            return ModelEngine(download_model(text), device, speculative=speculative)
         return ModelEngine(model, device, speculative=speculative)
     raise ValueError(f"unknown engine {name!r}: use 'reference' or 'model'")

@@ -4,7 +4,7 @@
 (``model.safetensors``, ``config.json``, ``tokenizer.model``) as its ``checkpoint`` artifact. At load
 time MLflow runs this file, which only defines a thin wrapper and calls ``set_model``: the model itself
 is built by :class:`lottogpt.inference.ModelEngine` from the installed ``lottogpt`` package, and the
-answers go through the same code as ``lottogpt predict`` (``lottogpt.cli.predict_lines``).
+answers go through the same code as ``lottogpt predict`` (``lottogpt.cases.predict_lines``).
 
 ``predict`` takes cases in the ``predict`` JSON form, ``{"tickets": [[6 ints], ...], "winning": [6 ints],
 "bonus": int}`` (a list of such dicts, one dict, or a DataFrame with those columns), and returns one
@@ -19,6 +19,9 @@ from typing import Any
 
 import mlflow
 from mlflow.pyfunc import PythonModel, PythonModelContext
+
+from lottogpt.cases import predict_lines
+from lottogpt.inference import ModelEngine
 
 CHECKPOINT_ARTIFACT = "checkpoint"
 
@@ -47,15 +50,11 @@ class LottoGPTModel(PythonModel):
     """A ``ModelEngine`` over the logged checkpoint, answering like ``lottogpt predict``."""
 
     def load_context(self, context: PythonModelContext) -> None:
-        from lottogpt.inference import ModelEngine
-
         self.engine = ModelEngine(context.artifacts[CHECKPOINT_ARTIFACT])
 
     # No type hints on purpose: MLflow would infer a signature from them and override the logged one.
     def predict(self, context, model_input, params=None):
         """One answer dict per case, in the order of the cases."""
-        from lottogpt.cli import predict_lines
-
         lines = [json.dumps(record) for record in records(model_input)]
         answers, _ = predict_lines(self.engine, lines)
         return answers

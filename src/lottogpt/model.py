@@ -18,17 +18,14 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from lottogpt.params import ModelParams
 
-@dataclass
-class GPTConfig:
+
+@dataclass(kw_only=True)
+class GPTConfig(ModelParams):
+    """The ``model`` params plus the tokenizer's vocabulary size: everything that shapes the network."""
+
     vocab_size: int
-    block_size: int = 512
-    n_layer: int = 4
-    n_head: int = 4
-    n_embd: int = 128
-    dropout: float = 0.0
-    rope: bool = True
-    prev_token: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,5 +1,8 @@
 """Typed access to ``params.yaml``: one dataclass per stage block, validated and cast.
 
+The defaults below are those of ``params.yaml`` (a test holds them equal), so ``Params()`` in a notebook
+trains what ``dvc repro`` trains.
+
 ``dvc exp run -S`` rewrites ``params.yaml`` as YAML 1.2 (``lr: 3e-4``), which PyYAML (YAML 1.1) reads
 as a string; we read with ruamel.yaml (YAML 1.2) and cast every field to its declared type anyway,
 so ``"3e-4"`` and ``3e-4`` both become ``0.0003`` and a wrong value fails with a clear message.
@@ -15,6 +18,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ruamel.yaml import YAML
+
+from lottogpt.formats import ANSWER_FORMATS, MAX_TICKETS
 
 T = TypeVar("T")
 
@@ -36,15 +41,15 @@ class DataParams:
     match_weights: list[float] = field(default_factory=lambda: [1.0] * 7)
     bonus_prob: float = 0.3
     # Share of train and val cases drawn like test_natural (uniform tickets) instead of stratified.
-    natural_share: float = 0.0
+    natural_share: float = 0.2
     # Share of train and val cases whose prize counts are drawn uniformly (every division line alike).
-    prize_share: float = 0.0
-    answer_format: str = "worksheet"
+    prize_share: float = 0.3
+    answer_format: str = "ledger"
 
 
 @dataclass
 class TokenizerParams:
-    vocab_size: int = 512
+    vocab_size: int = 640
     model_type: str = "bpe"
     sample_cases: int = 20_000
 
@@ -57,7 +62,7 @@ class ModelParams:
     block_size: int = 512
     dropout: float = 0.0
     rope: bool = True
-    prev_token: bool = False  # add an embedding of the previous token (sharp induction keys)
+    prev_token: bool = True  # add an embedding of the previous token (sharp induction keys)
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -67,10 +72,10 @@ OPTIMIZERS = ("adamw", "muon")
 @dataclass
 class TrainParams:
     seed: int = 1337
-    max_steps: int = 1000
+    max_steps: int = 2500
     max_minutes: float = 0.0  # 0 = no wall-clock limit
-    batch_tokens: int = 16_384
-    lr: float = 2e-3
+    batch_tokens: int = 4096
+    lr: float = 8e-3
     min_lr: float = 1e-4
     warmup_steps: int = 50
     weight_decay: float = 0.1
@@ -78,11 +83,11 @@ class TrainParams:
     beta2: float = 0.99
     grad_clip: float = 1.0
     curriculum_steps: int = 0  # steps over which the max number of tickets grows to data.max_tickets
-    count_power: float = 0.0  # a batch's ticket count n is drawn with weight n ** count_power (0 = uniform)
-    optimizer: str = "adamw"  # adamw, or muon (Muon for the blocks' matrices, AdamW for embeddings and norms)
-    eval_interval: int = 100
+    count_power: float = 1.0  # a batch's ticket count n is drawn with weight n ** count_power (0 = uniform)
+    optimizer: str = "muon"  # adamw, or muon (Muon for the blocks' matrices, AdamW for embeddings and norms)
+    eval_interval: int = 500
     eval_cases: int = 64
-    checkpoint_interval: int = 100
+    checkpoint_interval: int = 200
     device: str = "auto"
     compile: bool = False
     precision: str = "auto"  # auto (bf16 on CUDA, fp32 elsewhere), fp32 or bf16 (autocast, fp32 weights)
@@ -93,7 +98,7 @@ class TrainParams:
 class EvaluateParams:
     batch_size: int = 64
     max_cases: int = 0  # 0 = the whole split
-    threads: int = 0  # CPU threads for decoding; 0 = torch default
+    threads: int = 1  # CPU threads for decoding; 0 = torch default
 
 
 @dataclass
@@ -168,8 +173,6 @@ def load(path: str | Path = "params.yaml") -> Params:
 
 def validate(params: Params) -> None:
     """Cross-field checks that a cast alone cannot make."""
-    from lottogpt.formats import ANSWER_FORMATS, MAX_TICKETS
-
     data = params.data
     if not 1 <= data.min_tickets <= data.max_tickets <= MAX_TICKETS:
         raise ParamsError(f"need 1 <= data.min_tickets <= data.max_tickets <= {MAX_TICKETS}")

@@ -29,6 +29,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lottogpt.common import file_sha256
+from lottogpt.inference import Engine, load_engine
+
 MODEL_NAME = "lottogpt"
 EXPERIMENT_NAME = "lottogpt"
 CHAMPION = "champion"
@@ -301,8 +304,6 @@ def register(params: Any, checkpoint_dir: str | Path = "models/checkpoint",
     if SELECTION_METRIC not in flat_metrics:
         raise RegistryError(f"{eval_metrics} has no {SELECTION_METRIC}: run `dvc repro evaluate`")
     score = flat_metrics[SELECTION_METRIC]
-    from lottogpt.train import file_sha256
-
     weights_sha = file_sha256(checkpoint_dir / CHECKPOINT_FILES[0])
     scores = {key: value for key, value in flat_metrics.items() if not key.startswith("throughput/")}
     eval_sha = hashlib.sha256(json.dumps(scores, sort_keys=True).encode()).hexdigest()  # timings vary per run
@@ -404,3 +405,15 @@ def download_model(uri: str, dst: str | Path | None = None, tracking: str | None
     if missing:
         raise RegistryError(f"{uri}: the downloaded checkpoint lacks {', '.join(missing)}")
     return local
+
+
+def local_model(model: str | Path) -> Path:
+    """A checkpoint folder to load: ``models:/name@alias`` or ``models:/name/N`` downloaded, a path as is."""
+    text = str(model)
+    return download_model(text) if text.startswith("models:/") else Path(model)
+
+
+def open_engine(name: str, model: str | Path = "models/checkpoint", device: str = "auto",
+                speculative: bool = False) -> Engine:
+    """``inference.load_engine`` for a checkpoint folder or a registered ``models:/`` URI."""
+    return load_engine(name, local_model(model) if name == "model" else model, device, speculative)

@@ -32,7 +32,6 @@ Serving
 """
 
 import asyncio
-import hashlib
 import logging
 import random
 import secrets
@@ -66,7 +65,8 @@ from pydantic_core import PydanticCustomError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lottogpt import formats, kata
-from lottogpt.inference import Engine, Prediction, load_engine
+from lottogpt.inference import Engine, Prediction
+from lottogpt.registry import open_engine
 
 log = logging.getLogger("lottogpt.serving")
 
@@ -88,27 +88,6 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(256 * 1024, ge=1024, description="request body size")
     background_load: bool = Field(True, description="serve /healthz while the model loads (else block startup)")
     speculative: bool = Field(True, description="decode a case alone in its batch speculatively (same answer)")
-
-
-def model_version(engine: Engine) -> str:
-    """A short, stable name of what answers: ``reference``, or ``step<N>-<weights sha256[:12]>``."""
-    info = engine.info()
-    if info.get("engine") == "reference":
-        return "reference"
-    directory = getattr(engine, "directory", None)
-    digest = "unknown"
-    if directory is not None:
-        from lottogpt.checkpoint import WEIGHTS_FILE
-
-        weights = Path(directory) / WEIGHTS_FILE
-        if weights.exists():
-            sha = hashlib.sha256()
-            with open(weights, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    sha.update(block)
-            digest = sha.hexdigest()[:12]
-    version = f"step{info.get('step')}-{digest}"
-    return f"{info['version']}+{version}" if info.get("version") else version
 
 
 # ---------------------------------------------------------------------------------------------
@@ -433,7 +412,7 @@ class ServerState:
         started = time.perf_counter()
         try:
             engine = await asyncio.to_thread(self.factory)
-            version = await asyncio.to_thread(model_version, engine)
+            version = await asyncio.to_thread(engine.version)
         except Exception as error:
             self.error = f"{type(error).__name__}: {error}"
             log.exception("the engine failed to load")
@@ -555,7 +534,7 @@ def create_app(source: EngineFactory | str | Path | None = None, settings: Setti
         engine_name, device, speculative = settings.engine, settings.device, settings.speculative
 
         def factory() -> Engine:
-            return load_engine(engine_name, model, device, speculative)
+            return open_engine(engine_name, model, device, speculative)
     else:
         factory = source
     state = ServerState(settings, factory)

@@ -28,9 +28,12 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
+import polars as pl
 import sentencepiece as spm
 
 from lottogpt import formats, kata
+from lottogpt.data import SPLITS
 from lottogpt.params import TokenizerParams
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
@@ -256,11 +259,6 @@ def longest_case_tokens(tokenizer: Tokenizer, max_tickets: int, answer_format: s
 def train_from_corpus(params: TokenizerParams, corpus_dir: str | Path, out_dir: str | Path,
                       answer_format: str, max_tickets: int) -> dict:
     """Train on the train split's model text and measure tokens per case on every split."""
-    import numpy as np
-    import polars as pl
-
-    from lottogpt.data import SPLITS
-
     corpus_dir = Path(corpus_dir)
     train_frame = pl.read_parquet(corpus_dir / "train.parquet", n_rows=params.sample_cases)
     texts = [p + c for p, c in zip(train_frame["model_prompt"], train_frame["model_completion"], strict=True)]

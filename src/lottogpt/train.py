@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from lottogpt import checkpoint, data, formats, kata
-from lottogpt.inference import complete, pick_device, prediction_from_completion
+from lottogpt.common import file_sha256, pick_device, set_threads
+from lottogpt.inference import complete, prediction_from_completion
 from lottogpt.model import GPT, GPTConfig
 from lottogpt.params import Params
 from lottogpt.tokenizer import Tokenizer, longest_case_tokens
@@ -209,14 +210,6 @@ def exact_match(model: GPT, tokenizer: Tokenizer, encoded: Encoded, limit: int, 
     return right / max(len(cases), 1)
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fingerprint(params: Params, data_sha: str, tokenizer_sha: str) -> str:
     """What a checkpoint must match to be resumed: the params that shape training and its inputs."""
     keys = {"data": asdict(params.data), "model": asdict(params.model),
@@ -256,8 +249,7 @@ def train(params: Params, corpus_dir: str | Path, tokenizer_dir: str | Path, out
     """Train (or resume) and write the checkpoint, ``metrics.json`` and ``curve.csv``."""
     cfg = params.train
     torch.manual_seed(cfg.seed)
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
+    set_threads(cfg.threads)
     try:
         device = pick_device(cfg.device)
     except ValueError as error:
