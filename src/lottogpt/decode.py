@@ -176,8 +176,7 @@ def speculative_decode(model: GPT, prompt: Sequence[int], eos_id: int, drafter: 
         if out[-1] == eos_id or len(out) >= budget:
             break
         # The cache holds the last input and the confirmed guesses; the rest of the pass is dropped.
-        cache.length -= len(draft) - (len(new) - 1)
-        cache.last_tokens = torch.tensor([[history[-2]]], dtype=torch.long, device=device)
+        cache.rewind(cache.length - (len(draft) - (len(new) - 1)), history[-2])
         draft, forced = _draft(history, drafter, feeder, eos_id, min(max_draft, budget - len(out) - 1))
         logits = model(torch.tensor([[out[-1], *draft]], dtype=torch.long, device=device), cache)[0]
         passes += 1

@@ -42,6 +42,25 @@ class KVCache:
         self.length = 0  # positions filled so far
         self.last_tokens = torch.zeros((batch, 1), dtype=torch.long, device=device)  # for prev_token
 
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store a block of new keys and values after the filled positions; all of them, to attend over."""
+        start, steps = self.length, k.shape[2]
+        self.keys[layer][:, :, start:start + steps] = k
+        self.values[layer][:, :, start:start + steps] = v
+        return self.keys[layer][:, :, :start + steps], self.values[layer][:, :, :start + steps]
+
+    def advance(self, idx: torch.Tensor) -> None:
+        """Count the block ``idx`` (B, T) as filled, once every layer has appended it."""
+        self.length += idx.shape[1]
+        self.last_tokens = idx[:, -1:]
+
+    def rewind(self, length: int, last_token: int) -> None:
+        """Drop every position from ``length`` on (rejected guesses); ``last_token`` is the token before it."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"cannot rewind a cache of {self.length} positions to {length}")
+        self.length = length
+        self.last_tokens = torch.full_like(self.last_tokens, last_token)
+
 
 def rotary_tables(config: GPTConfig, base: float = 10_000.0) -> tuple[torch.Tensor, torch.Tensor]:
     head_dim = config.n_embd // config.n_head
@@ -77,10 +96,7 @@ class CausalSelfAttention(nn.Module):
                                                dropout_p=self.dropout if self.training else 0.0)
         else:
             start = cache.length
-            cache.keys[layer][:, :, start:start + steps] = k
-            cache.values[layer][:, :, start:start + steps] = v
-            k = cache.keys[layer][:, :, :start + steps]
-            v = cache.values[layer][:, :, :start + steps]
+            k, v = cache.append(layer, k, v)
             # A new block of queries sees every cached position and the causal part of itself.
             mask = torch.ones(steps, start + steps, dtype=torch.bool, device=x.device).tril(diagonal=start)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
@@ -162,6 +178,5 @@ class GPT(nn.Module):
         for layer, block in enumerate(self.blocks):
             x = block(x, rotary, cache, layer)
         if cache is not None:
-            cache.length += steps
-            cache.last_tokens = idx[:, -1:]
+            cache.advance(idx)
         return self.lm_head(self.ln_f(x))
