@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from lottogpt import formats, kata
+from lottogpt import formats, kata, progress
 from lottogpt.params import DataParams
 
 SPLITS = ("train", "val", "test", "test_natural")
@@ -109,13 +109,18 @@ def draw_cases(rng: np.random.Generator, params: DataParams, size: int, draw: st
 
 def generate_cases(params: DataParams) -> dict[str, list[kata.Case]]:
     """All splits, deterministic for the params, with no case in two splits."""
+    with progress.track("drawing cases", sum(split_size(params, s) for s in SPLITS)) as task:
+        return _generate_cases(params, task)
+
+
+def _generate_cases(params: DataParams, task: progress.Task) -> dict[str, list[kata.Case]]:
     seen: set[kata.Case] = set()
     splits: dict[str, list[kata.Case]] = {}
     for split in _DRAW_ORDER:
         rng = np.random.default_rng([params.seed, _SPLIT_STREAM[split]])
         target = split_size(params, split)
         if split == "test_natural":
-            splits[split] = _draw_distinct(rng, params, target, "natural", seen, split)
+            splits[split] = _draw_distinct(rng, params, target, "natural", seen, split, task)
             continue
         # Train and val mix in natural and prize-uniform cases, each from a random stream of its own, so
         # that a share of 0 leaves the corpus of earlier versions as it was.
@@ -126,27 +131,29 @@ def generate_cases(params: DataParams) -> dict[str, list[kata.Case]]:
         for _, _, share in mixed_in:
             sizes.append(min(round(target * share), left))
             left -= sizes[-1]
-        cases = _draw_distinct(rng, params, left, "stratified", seen, split)
+        cases = _draw_distinct(rng, params, left, "stratified", seen, split, task)
         for (draw, stream, _), size in zip(mixed_in, sizes, strict=True):
             if size:
                 extra_rng = np.random.default_rng([params.seed, _SPLIT_STREAM[split], stream])
-                cases += _draw_distinct(extra_rng, params, size, draw, seen, split)
+                cases += _draw_distinct(extra_rng, params, size, draw, seen, split, task)
                 cases = [cases[i] for i in extra_rng.permutation(len(cases))]
         splits[split] = cases
     return {split: splits[split] for split in SPLITS}
 
 
 def _draw_distinct(rng: np.random.Generator, params: DataParams, target: int, draw: str,
-                   seen: set[kata.Case], split: str) -> list[kata.Case]:
+                   seen: set[kata.Case], split: str, task: progress.Task) -> list[kata.Case]:
     """``target`` cases not in ``seen`` (which they join)."""
     cases: list[kata.Case] = []
     for _ in range(100):
         if len(cases) >= target:
             break
+        before = len(cases)
         for case in draw_cases(rng, params, target - len(cases), draw):
             if case not in seen:
                 seen.add(case)
                 cases.append(case)
+        task.advance(len(cases) - before)
     if len(cases) < target:
         raise RuntimeError(f"could not draw {target} distinct {split} cases; widen the ticket range")
     return cases
@@ -201,11 +208,18 @@ def to_frame(split: str, cases: list[kata.Case], answer_format: str, workers: in
     """Render a split to a frame, in ``workers`` processes for large splits (order is kept)."""
     chunk = 20_000
     jobs = [(split, start, cases[start:start + chunk], answer_format) for start in range(0, len(cases), chunk)]
-    if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            tables = list(pool.map(_render_chunk, jobs))
-    else:
-        tables = [_render_chunk(job) for job in jobs] or [_render_chunk((split, 0, [], answer_format))]
+    tables: list[pa.Table] = []
+    with progress.track(f"rendering {split}", len(cases)) as task:
+        if workers > 1 and len(jobs) > 1:
+            with ProcessPoolExecutor(workers) as pool:
+                for table in pool.map(_render_chunk, jobs):  # in job order, whichever process ends first
+                    tables.append(table)
+                    task.advance(len(table))
+        else:
+            for job in jobs:
+                tables.append(_render_chunk(job))
+                task.advance(len(job[2]))
+    tables = tables or [_render_chunk((split, 0, [], answer_format))]
     return pl.from_arrow(pa.concat_tables(tables)).cast(SCHEMA)  # type: ignore[return-value]
 
 

@@ -25,6 +25,7 @@ import hashlib
 import io
 import json
 import re
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -32,7 +33,7 @@ import numpy as np
 import polars as pl
 import sentencepiece as spm
 
-from lottogpt import formats, kata
+from lottogpt import formats, kata, progress
 from lottogpt.data import SPLITS
 from lottogpt.params import TokenizerParams
 
@@ -156,6 +157,9 @@ def train(texts: Iterable[str], out_dir: str | Path, vocab_size: int, model_type
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = io.BytesIO()
+    # SentencePiece trains in one call: a line before and after is all the progress there is to show.
+    progress.note(f"training the tokenizer ({model_type}, {vocab_size} pieces) ...")
+    start = time.perf_counter()
     spm.SentencePieceTrainer.train(
         sentence_iterator=(to_pieces_text(t, place_digits) for t in texts),
         model_writer=model,
@@ -178,6 +182,7 @@ def train(texts: Iterable[str], out_dir: str | Path, vocab_size: int, model_type
         minloglevel=2,
     )
     (out_dir / MODEL_FILE).write_bytes(model.getvalue())
+    progress.note(f"trained the tokenizer in {progress.format_duration(time.perf_counter() - start)}")
     tokenizer = Tokenizer.load(out_dir)
     meta = {"vocab_size": tokenizer.vocab_size, "model_type": model_type, "place_digits": place_digits,
             "sha256": tokenizer.sha256, "sentencepiece": spm.__version__}
@@ -256,6 +261,20 @@ def longest_case_tokens(tokenizer: Tokenizer, max_tickets: int, answer_format: s
                for c in extreme_cases(max_tickets))
 
 
+def _encode_split(tokenizer: Tokenizer, split: str, frame: pl.DataFrame,
+                  chunk: int = 5_000) -> tuple[list[list[int]], list[list[int]]]:
+    """Prompt and completion tokens of a split, encoded in chunks so that progress can be shown."""
+    prompts: list[list[int]] = []
+    completions: list[list[int]] = []
+    with progress.track(f"tokenizing {split}", len(frame)) as task:
+        for start in range(0, len(frame), chunk):
+            part = frame.slice(start, chunk)
+            prompts += tokenizer.encode_batch(part["model_prompt"].to_list())
+            completions += tokenizer.encode_batch(part["model_completion"].to_list())
+            task.advance(len(part))
+    return prompts, completions
+
+
 def train_from_corpus(params: TokenizerParams, corpus_dir: str | Path, out_dir: str | Path,
                       answer_format: str, max_tickets: int) -> dict:
     """Train on the train split's model text and measure tokens per case on every split."""
@@ -269,8 +288,7 @@ def train_from_corpus(params: TokenizerParams, corpus_dir: str | Path, out_dir: 
     for split in SPLITS:
         frame = pl.read_parquet(corpus_dir / f"{split}.parquet", columns=["model_prompt", "model_completion",
                                                                           "n_tickets"])
-        prompts = tokenizer.encode_batch(frame["model_prompt"].to_list())
-        completions = tokenizer.encode_batch(frame["model_completion"].to_list())
+        prompts, completions = _encode_split(tokenizer, split, frame)
         lengths = np.array([len(p) + len(c) + 2 for p, c in zip(prompts, completions, strict=True)])
         tickets = frame["n_tickets"].to_numpy()
         metrics[split] = {
