@@ -7,12 +7,16 @@ kata's error message and the other lines still run.
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from pathlib import Path
 
 import polars as pl
 
-from lottogpt import data, kata
-from lottogpt.inference import Engine
+from lottogpt import data, kata, progress
+from lottogpt.inference import Engine, ModelEngine, Prediction, prompt_tokens
+
+# Cases per call for engines that do not batch (the reference): often enough for a steady progress line.
+UNBATCHED_CHUNK = 256
 
 
 def parse_case_line(line: str) -> kata.Case:
@@ -34,6 +38,31 @@ def parse_case_line(line: str) -> kata.Case:
     return kata.Case.create(tickets, winning, record["bonus"])
 
 
+def decode_batches(engine: Engine, cases: list[kata.Case]) -> list[list[int]]:
+    """The indices of ``cases`` in the batches a model engine decodes together, in its order.
+
+    ``decode.greedy_decode`` batches prompts of one token length, ``batch_size`` at a time; handing the
+    engine one such batch per call shows progress and leaves every batch, and so every answer, as it was.
+    """
+    if not isinstance(engine, ModelEngine):
+        return [list(range(i, min(i + UNBATCHED_CHUNK, len(cases)))) for i in range(0, len(cases), UNBATCHED_CHUNK)]
+    groups: dict[int, list[int]] = defaultdict(list)
+    for index, case in enumerate(cases):
+        groups[len(prompt_tokens(engine.tokenizer, case, engine.answer_format))].append(index)
+    size = engine.batch_size
+    return [indices[i:i + size] for indices in groups.values() for i in range(0, len(indices), size)]
+
+
+def predict_tracked(engine: Engine, cases: list[kata.Case], description: str) -> list[Prediction]:
+    """``engine.predict(cases)``, batch by batch, with a progress line on stderr."""
+    found: dict[int, Prediction] = {}
+    with progress.track(description, len(cases)) as task:
+        for batch in decode_batches(engine, cases):
+            found.update(zip(batch, engine.predict([cases[i] for i in batch]), strict=True))
+            task.advance(len(batch))
+    return [found[index] for index in range(len(cases))]
+
+
 def predict_lines(engine: Engine, lines: list[str], show_work: bool = False) -> tuple[list[dict], int]:
     """Answer every non-blank line; a bad line gets ``{"error": ...}`` and the others still run."""
     answers: list[dict | None] = []
@@ -49,7 +78,7 @@ def predict_lines(engine: Engine, lines: list[str], show_work: bool = False) -> 
             continue
         cases.append((len(answers), case))
         answers.append(None)
-    predictions = engine.predict([case for _, case in cases]) if cases else []
+    predictions = predict_tracked(engine, [case for _, case in cases], "predicting")
     for (index, _), prediction in zip(cases, predictions, strict=True):
         answers[index] = prediction.to_json(show_work)
     failed = sum(1 for a in answers if a is not None and "error" in a)

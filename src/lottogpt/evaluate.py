@@ -19,6 +19,7 @@ from pathlib import Path
 import polars as pl
 
 from lottogpt import data, formats, kata
+from lottogpt.cases import predict_tracked
 from lottogpt.inference import Engine, Prediction
 
 LINE_NAMES = ("line_3", "line_4", "line_5", "line_5_bonus", "line_6", "line_rate")
@@ -140,7 +141,7 @@ def evaluate(engine: Engine, corpus_dir: str | Path, out_dir: str | Path, splits
             frame = frame.head(max_cases)
         cases = data.frame_cases(frame)
         started = time.perf_counter()
-        predictions = engine.predict(cases)
+        predictions = predict_tracked(engine, cases, f"evaluating {split}")
         seconds += time.perf_counter() - started
         decoded_cases += len(cases)
         scored = score(cases, predictions)
