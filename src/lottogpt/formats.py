@@ -1,44 +1,12 @@
 """What the model reads and writes: the canonical model prompt and the answer formats.
 
-The model prompt is the kata transcript with two changes, both rendered from :mod:`lottogpt.kata`:
+:func:`render_prompt` renders the model prompt (the kata transcript from :mod:`lottogpt.kata`, with the
+winning numbers and the bonus restated in work-line notation and a circled index on each ticket line);
+:func:`render_completion` renders what the model writes after ``---`` in each answer format of
+:data:`ANSWER_FORMATS` (``data.answer_format``), and the parsers below read it back.
 
-* the winning numbers and the bonus are restated on the first line, in the notation of the work
-  lines (``1+ 2+ 3+ 4+ 5+ 6+ 7b``), so that with causal attention every ticket can already see them,
-  and so that the flag after a number in a work line is the token that followed that number before
-  (an induction lookup, the pattern small transformers learn first);
-* each ticket line starts with a circled index (``①[8, 21, ...]``, ``①``..``㊿``), so that the work
-  for ticket *i* can find ticket *i* by a plain lookup.
-
-Answer formats (``data.answer_format``):
-
-* ``direct``: the six statistics lines only.
-* ``scratchpad``: first one work line per ticket, the ticket copied number by number with a flag
-  after each number (``+`` a winning number, ``b`` the bonus, ``.`` neither) and its match count
-  (``=5b`` for five plus the bonus), then the six lines.
-* ``worksheet``: the same text as ``scratchpad``, but the ticket markers and numbers in the work
-  lines are *input*: the runtime writes each of them into the sequence (they get no loss in training)
-  and the model writes only the flags, the counts and the six lines. Copying the right ticket among
-  many was the obstacle measured in calibration; the numbers are known, so they are fed, not recalled.
-  The prompt then leaves the ticket lines out (the tickets are read in the work lines), so the only
-  earlier occurrences of a number are in the winning and bonus lines and in earlier work lines.
-* ``tool``: as ``worksheet``, but the rate line holds the call ``⟨rate⟩``, which the runtime fills in
-  from the model's own count lines (a calculator; such results are reported apart from the model's).
-* ``longdiv``: as ``worksheet``, plus one work line before the rate line in which the model does the
-  rate's long division itself (:func:`division_line`), one quotient digit per step. Its tokenizer gives
-  every digit of the dividend, the quotient and the rate a piece that also says its place value, so
-  "the quotient digit of the hundreds" is found by content, not by counting positions.
-* ``tally``: as ``longdiv``, and each winning ticket's work line ends with a running tally of its
-  rank (``=5 #2``: the second ticket so far with five matches), so a count line reads the last tally
-  of its rank instead of counting lines.
-* ``stepwise``: as ``tally``, but the division line is written step by step, each step bringing down
-  its own dividend digit (``÷8: 50⁵ 06² 02⁴ 45⁴``), so no step has to look its digit up in a number
-  written earlier.
-* ``ledger``: as ``stepwise``, with two changes that make each lookup one step. The tally names its
-  prize rank (``=5 Ⅲ2``: the second 3rd-prize ticket so far; Ⅰ..Ⅴ are the 1st..5th prizes), so the
-  tally to continue is "the number after the last Ⅲ" rather than "the number after the ``#`` two tokens
-  after the last ``5``". The division steps are written without spaces (``÷8: 50⁵06²02⁴45⁴``), so each
-  brought-down digit directly follows the remainder it joins: the two halves of the partial dividend
-  are neighbouring tokens.
+The prompt and every format, with examples and the reason for each, are described in
+``docs/answer-formats.md``; what each format measured is in ``docs/experiments.md``.
 
 The user always sees only the six lines; the work lines are shown on request.
 """
