@@ -54,10 +54,16 @@ def decode_batches(engine: Engine, cases: list[kata.Case]) -> list[list[int]]:
 
 
 def predict_tracked(engine: Engine, cases: list[kata.Case], description: str) -> list[Prediction]:
-    """``engine.predict(cases)``, batch by batch, with a progress line on stderr."""
+    """``engine.predict(cases)``, batch by batch, with progress on stderr when there is more than one batch.
+
+    One batch (a request to a server, a game of ``play``) has nothing to show until it is done.
+    """
+    batches = decode_batches(engine, cases)
+    if len(batches) <= 1:
+        return engine.predict(cases) if cases else []
     found: dict[int, Prediction] = {}
     with progress.track(description, len(cases)) as task:
-        for batch in decode_batches(engine, cases):
+        for batch in batches:
             found.update(zip(batch, engine.predict([cases[i] for i in batch]), strict=True))
             task.advance(len(batch))
     return [found[index] for index in range(len(cases))]

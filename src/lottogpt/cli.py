@@ -18,17 +18,22 @@ from typing import Annotated, TextIO, TypeVar
 
 import typer
 
-from lottogpt import checkpoint, evaluate, kata, registry
-from lottogpt.cases import predict_lines, read_cases
+from lottogpt import checkpoint, evaluate, kata, progress, registry
+from lottogpt.cases import predict_lines, predict_tracked, read_cases
 from lottogpt.inference import Engine, Prediction
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="A tiny GPT that imitates the lotto kata, and the kata itself.")
 
 
+QuietOption = Annotated[bool, typer.Option(
+    "--quiet", "-q", help="No progress on stderr (as LOTTOGPT_PROGRESS=0); errors still print.")]
+
+
 @app.callback()
-def main() -> None:
+def main(quiet: QuietOption = False) -> None:
     """A tiny GPT that imitates the lotto kata, and the kata itself."""
+    progress.set_enabled(False if quiet else None)  # None: follow LOTTOGPT_PROGRESS
 
 
 EngineOption = Annotated[str, typer.Option(help="Who answers: 'reference' (the kata) or 'model' (the GPT).")]
@@ -62,8 +67,11 @@ def predict(
     input: Annotated[Path | None, typer.Option("--input", help="JSON Lines file (default: stdin).")] = None,
     output: Annotated[Path | None, typer.Option("--output", help="Where to write (default: stdout).")] = None,
     show_work: Annotated[bool, typer.Option("--show-work", help="Include the model's work lines.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
-    """Answer JSON Lines cases, one JSON line each; exit code 1 when any line failed."""
+    """Answer JSON Lines cases, one JSON line each (progress goes to stderr); exit code 1 when any line failed."""
+    if quiet:
+        progress.set_enabled(False)
     answering = open_engine(engine, model)
     source: TextIO = open(input, encoding="utf-8") if input else sys.stdin  # noqa: SIM115
     with source:
@@ -209,11 +217,14 @@ def eval_(
     max_cases: Annotated[int, typer.Option(help="Score only the first N cases (0: all).", min=0)] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON instead of tables.")] = False,
     device: DeviceOption = "auto",
+    quiet: QuietOption = False,
 ) -> None:
     """Score an engine against the reference program on a file of cases (exact match, per line, by tickets)."""
     from rich.console import Console
     from rich.table import Table
 
+    if quiet:
+        progress.set_enabled(False)
     answering = open_engine(engine, model, device)
     try:
         cases, errors = read_cases(file, max_cases)
@@ -233,7 +244,7 @@ def eval_(
         typer.echo(f"[ERROR] {file}: no case to score ({skipped} outside the engine's range, "
                    f"{len(errors)} bad lines)", err=True)
         raise typer.Exit(1)
-    scored = evaluate.score(usable, answering.predict(usable))
+    scored = evaluate.score(usable, predict_tracked(answering, usable, f"scoring {file.name}"))
     metrics = {**evaluate.summarize(scored), "skipped_out_of_range": skipped, "bad_lines": len(errors)}
     details = evaluate.breakdown(scored)
     if as_json:

@@ -13,6 +13,7 @@ imports no other lottogpt module, so any module may use it.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -40,6 +41,7 @@ LOG_EVERY_SECONDS = 15.0
 _enabled: bool | None = None  # None: follow LOTTOGPT_PROGRESS
 _live: Progress | None = None  # the bar display shared by nested tracks
 _live_users = 0
+_clock = time.perf_counter  # the plain lines' clock (a test replaces it)
 
 
 def set_enabled(on: bool | None) -> None:
@@ -100,8 +102,8 @@ class Task:
         self.description, self.total, self.unit, self.mode = description, total, unit, mode
         self.done = 0
         self.fields: dict[str, object] = {}
-        self.start = time.perf_counter()
-        self._next_fraction = LOG_EVERY_FRACTION
+        self.start = _clock()
+        self._logged_steps = 0  # LOG_EVERY_FRACTION steps of the total already printed
         self._last_line = self.start
         self._logged_done = -1
         self._id: TaskID | None = None
@@ -110,7 +112,7 @@ class Task:
 
     @property
     def elapsed(self) -> float:
-        return time.perf_counter() - self.start
+        return _clock() - self.start
 
     def advance(self, n: int = 1, **fields: object) -> None:
         self.done += n
@@ -118,9 +120,8 @@ class Task:
         if self.mode == "bar" and _live is not None and self._id is not None:
             _live.update(self._id, advance=n, extra=_format_fields(self.fields))
         elif self.mode == "log":
-            now = time.perf_counter()
-            crossed = bool(self.total) and self.done >= self.total * min(self._next_fraction, 1.0)
-            if crossed or now - self._last_line >= LOG_EVERY_SECONDS:
+            now = _clock()
+            if self._steps() > self._logged_steps or now - self._last_line >= LOG_EVERY_SECONDS:
                 self._log_line(now)
 
     def _log_line(self, now: float) -> None:
@@ -138,18 +139,19 @@ class Task:
         if self.fields:
             parts.append(_format_fields(self.fields))
         _write(" | ".join(parts))
-        self._last_line, self._logged_done = now, self.done
-        if self.total:
-            while self._next_fraction <= self.done / self.total:
-                self._next_fraction += LOG_EVERY_FRACTION
+        self._last_line, self._logged_done, self._logged_steps = now, self.done, self._steps()
+
+    def _steps(self) -> int:
+        """How many ``LOG_EVERY_FRACTION`` steps of the total are done (0.1 * 3 is not 0.3 in floats)."""
+        return math.floor(self.done / self.total / LOG_EVERY_FRACTION + 1e-9) if self.total else 0
 
     def _finish(self) -> None:
         """The last plain line; on a terminal it replaces the bar, so scrollback reads like a log."""
         if self.mode == "bar" and _live is not None and self._id is not None:
             _live.remove_task(self._id)
-            self._log_line(time.perf_counter())
+            self._log_line(_clock())
         elif self.mode == "log" and self.done != self._logged_done:
-            self._log_line(time.perf_counter())
+            self._log_line(_clock())
 
 
 def _bar_display() -> Progress:
