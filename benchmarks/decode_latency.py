@@ -117,9 +117,12 @@ class Decoder:
         return len(output) + 1 if len(output) < budget else budget
 
 
-def timed(function: Any, iters: int, warmup: int, sync: Any) -> list[float]:
+def timed(function: Any, iters: int, warmup: int, sync: Any, task: Any = None) -> list[float]:
+    """Seconds of ``iters`` calls after ``warmup`` untimed ones; ``task`` (lottogpt.progress) counts every call."""
     for _ in range(warmup):
         function()
+        if task is not None:
+            task.advance()
     seconds = []
     for _ in range(iters):
         sync()
@@ -127,7 +130,16 @@ def timed(function: Any, iters: int, warmup: int, sync: Any) -> list[float]:
         function()
         sync()
         seconds.append(time.perf_counter() - start)
+        if task is not None:
+            task.advance()
     return seconds
+
+
+def timed_calls(args: argparse.Namespace) -> int:
+    """How many calls :func:`run_threads` makes through :func:`timed` (the progress total)."""
+    single = (args.iters + args.warmup) * (3 if args.max_new_tokens else 4)  # engine_predict, cache, spec., prefill
+    no_cache = args.iters_no_cache + min(args.warmup, 1) if args.iters_no_cache > 0 else 0
+    return single + no_cache + max(args.batch_repeats, 0) + max(args.batch_repeats_no_cache, 0)
 
 
 def with_per_token(stats: dict[str, float], steps: int) -> dict[str, Any]:
@@ -135,7 +147,7 @@ def with_per_token(stats: dict[str, float], steps: int) -> dict[str, Any]:
 
 
 def run_threads(engine: Any, decoder: Decoder, args: argparse.Namespace, case: Any, batch: list,
-                sync: Any) -> dict[str, Any]:
+                sync: Any, task: Any = None) -> dict[str, Any]:
     import torch
 
     from lottogpt.model import KVCache
@@ -146,15 +158,15 @@ def run_threads(engine: Any, decoder: Decoder, args: argparse.Namespace, case: A
     steps1 = decoder.steps(prompt, reference_out[0])
     single: dict[str, Any] = {}
     if not args.max_new_tokens:
-        secs = timed(lambda: engine.predict([case]), args.iters, args.warmup, sync)
+        secs = timed(lambda: engine.predict([case]), args.iters, args.warmup, sync, task)
         single["engine_predict"] = with_per_token(bc.summary_ms(secs), steps1)
-    secs = timed(lambda: decoder([case], use_cache=True), args.iters, args.warmup, sync)
+    secs = timed(lambda: decoder([case], use_cache=True), args.iters, args.warmup, sync, task)
     single["cache"] = with_per_token(bc.summary_ms(secs), steps1)
-    secs = timed(lambda: decoder([case], use_cache=True, speculative=True), args.iters, args.warmup, sync)
+    secs = timed(lambda: decoder([case], use_cache=True, speculative=True), args.iters, args.warmup, sync, task)
     single["speculative"] = {**with_per_token(bc.summary_ms(secs), steps1), "forward_passes": decoder.passes(case)}
     single["speculative_speedup_p50"] = round(single["cache"]["p50_ms"] / single["speculative"]["p50_ms"], 2)
     if args.iters_no_cache > 0:
-        secs = timed(lambda: decoder([case], use_cache=False), args.iters_no_cache, min(args.warmup, 1), sync)
+        secs = timed(lambda: decoder([case], use_cache=False), args.iters_no_cache, min(args.warmup, 1), sync, task)
         single["no_cache"] = with_per_token(bc.summary_ms(secs), steps1)
         single["kv_cache_speedup_p50"] = round(single["no_cache"]["p50_ms"] / single["cache"]["p50_ms"], 2)
 
@@ -167,7 +179,7 @@ def run_threads(engine: Any, decoder: Decoder, args: argparse.Namespace, case: A
         cache = KVCache(model.config, 1, model.config.block_size, device, dtype)
         model(prompt_tensor, cache)[:, -1].argmax(dim=-1).tolist()
 
-    single["prefill"] = bc.summary_ms(timed(prefill, args.iters, args.warmup, sync))
+    single["prefill"] = bc.summary_ms(timed(prefill, args.iters, args.warmup, sync, task))
     out["batch_1"] = single
 
     batched: dict[str, Any] = {"batch_size": len(batch)}
@@ -178,7 +190,7 @@ def run_threads(engine: Any, decoder: Decoder, args: argparse.Namespace, case: A
                                      ("no_cache", args.batch_repeats_no_cache, False)):
         if repeats <= 0:
             continue
-        secs = timed(lambda use_cache=use_cache: decoder(batch, use_cache=use_cache), repeats, 0, sync)
+        secs = timed(lambda use_cache=use_cache: decoder(batch, use_cache=use_cache), repeats, 0, sync, task)
         rates = [len(batch) / s for s in secs]
         batched[mode] = {"cases_per_second": round(statistics.median(rates), 2),
                          "cases_per_second_repeats": [round(r, 2) for r in rates],
@@ -220,6 +232,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                          "pass --checkpoint, or time random weights with --random-init")
     import torch
 
+    from lottogpt import progress
     from lottogpt.inference import ModelEngine, ngram_drafter
 
     threads = [int(t) for t in str(args.threads).split(",") if t.strip()]
@@ -256,7 +269,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     runs = []
     for count in threads:
         torch.set_num_threads(count if count > 0 else default_threads)
-        runs.append(run_threads(engine, decoder, args, case, batch, sync))
+        with progress.track(f"decode timings, {torch.get_num_threads()} threads", timed_calls(args),
+                            unit="calls") as task:
+            runs.append(run_threads(engine, decoder, args, case, batch, sync, task))
 
     result = {
         "benchmark": NAME,

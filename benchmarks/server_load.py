@@ -130,8 +130,11 @@ class Server:
 
 
 async def load(base: str, bodies: list[dict], total: int, concurrency: int, time_limit: float,
-               request_timeout: float) -> dict[str, Any]:
-    """``total`` requests from ``concurrency`` workers; no new request after ``time_limit`` seconds."""
+               request_timeout: float, task: Any = None) -> dict[str, Any]:
+    """``total`` requests from ``concurrency`` workers; no new request after ``time_limit`` seconds.
+
+    ``task`` (a ``lottogpt.progress`` task) counts the requests answered, well or not.
+    """
     import httpx
 
     latencies: list[float] = []
@@ -154,9 +157,13 @@ async def load(base: str, bodies: list[dict], total: int, concurrency: int, time
                     response = await client.post("/v1/predict", json=body)
                 except httpx.HTTPError as error:
                     statuses[type(error).__name__] += 1
+                    if task is not None:
+                        task.advance()
                     continue
                 elapsed = time.perf_counter() - started
                 statuses[str(response.status_code)] += 1
+                if task is not None:
+                    task.advance()
                 if response.status_code == 200:
                     latencies.append(elapsed)
                     answers.setdefault(index % len(bodies), Counter())[response.json().get("output", "")] += 1
@@ -188,6 +195,8 @@ def batching_counters(base: str) -> dict[str, int] | None:
 
 
 def run_mode(args: argparse.Namespace, mode: str, model: str, bodies: list[dict], log_dir: Path) -> dict[str, Any]:
+    from lottogpt import progress
+
     max_batch_size, max_wait_ms = MODES[mode] or (args.max_batch_size, args.max_wait_ms)
     server = Server(args, model, max_batch_size, max_wait_ms, log_dir / f"server-{mode}.log")
     try:
@@ -196,8 +205,9 @@ def run_mode(args: argparse.Namespace, mode: str, model: str, bodies: list[dict]
             asyncio.run(load(server.base, bodies, args.warmup, min(args.concurrency, args.warmup),
                              args.time_limit, args.request_timeout))
         before = batching_counters(server.base)
-        timed = asyncio.run(load(server.base, bodies, args.requests, args.concurrency, args.time_limit,
-                                 args.request_timeout))
+        with progress.track(f"requests, batching {mode}", args.requests, unit="requests") as task:
+            timed = asyncio.run(load(server.base, bodies, args.requests, args.concurrency, args.time_limit,
+                                     args.request_timeout, task))
         after = batching_counters(server.base)
     finally:
         exit_code = server.stop()

@@ -42,32 +42,53 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def measure_split(engine: Any, cases: list) -> dict[str, Any]:
-    from lottogpt import evaluate
-    from lottogpt.decode import greedy_decode, speculative_decode
+def lockstep_tokens(engine: Any, cases: list, prompts: list, split: str) -> list[list[int]]:
+    """What inference.complete does (the evaluate stage's decoding), keeping the tokens to count the steps;
+    batch by batch (the batches greedy_decode forms itself) to show progress."""
+    from lottogpt import progress
+    from lottogpt.cases import decode_batches
+    from lottogpt.decode import greedy_decode
+    from lottogpt.inference import feeders_for
+
+    feeders = feeders_for(engine.tokenizer, cases, engine.answer_format) or [None] * len(cases)  # used up here
+    lockstep: list[list[int]] = [[] for _ in cases]
+    with progress.track(f"lockstep {split}", len(cases)) as task:
+        for batch in decode_batches(engine, cases):
+            fed = [feeders[i] for i in batch] if feeders[0] is not None else None
+            outputs = greedy_decode(engine.model, [prompts[i] for i in batch], engine.tokenizer.eos_id,
+                                    engine.batch_size, feeders=fed)
+            for index, tokens in zip(batch, outputs, strict=True):
+                lockstep[index] = tokens
+            task.advance(len(batch))
+    return lockstep
+
+
+def measure_split(engine: Any, cases: list, split: str = "") -> dict[str, Any]:
+    from lottogpt import evaluate, progress
+    from lottogpt.decode import speculative_decode
     from lottogpt.inference import feeders_for, prediction_from_completion, prompt_tokens
 
     tok, answer_format = engine.tokenizer, engine.answer_format
     prompts = [prompt_tokens(tok, case, answer_format) for case in cases]
-    # What inference.complete does (the evaluate stage's decoding), keeping the tokens to count the steps.
-    lockstep = greedy_decode(engine.model, prompts, tok.eos_id, engine.batch_size,
-                             feeders=feeders_for(tok, cases, answer_format))
-    feeders = feeders_for(tok, cases, answer_format) or [None] * len(cases)
+    lockstep = lockstep_tokens(engine, cases, prompts, split) if cases else []
+    feeders = feeders_for(tok, cases, answer_format) or [None] * len(cases)  # fresh: a feeder follows one decoding
     by_tickets: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     disagreements, predictions = [], []
-    for index, case in enumerate(cases):
-        start = time.perf_counter()
-        tokens, passes = speculative_decode(engine.model, prompts[index], tok.eos_id, engine.drafter,
-                                            feeders[index])
-        seconds = time.perf_counter() - start
-        text, expected = tok.decode(tokens), tok.decode(lockstep[index])
-        if text != expected:
-            disagreements.append({"index": index, "speculative": text, "lockstep": expected})
-        predictions.append(prediction_from_completion(text, len(case.tickets)))
-        row = by_tickets[len(case.tickets)]
-        row["steps"].append(len(lockstep[index]) + 1)
-        row["passes"].append(passes)
-        row["ms"].append(seconds * 1000)
+    with progress.track(f"speculative {split}", len(cases)) as task:
+        for index, case in enumerate(cases):
+            start = time.perf_counter()
+            tokens, passes = speculative_decode(engine.model, prompts[index], tok.eos_id, engine.drafter,
+                                                feeders[index])
+            seconds = time.perf_counter() - start
+            text, expected = tok.decode(tokens), tok.decode(lockstep[index])
+            if text != expected:
+                disagreements.append({"index": index, "speculative": text, "lockstep": expected})
+            predictions.append(prediction_from_completion(text, len(case.tickets)))
+            row = by_tickets[len(case.tickets)]
+            row["steps"].append(len(lockstep[index]) + 1)
+            row["passes"].append(passes)
+            row["ms"].append(seconds * 1000)
+            task.advance(1, disagree=len(disagreements))
     table = {str(n): {"cases": len(row["passes"]), "lockstep_steps": round(statistics.fmean(row["steps"]), 1),
                       "speculative_passes": round(statistics.fmean(row["passes"]), 1),
                       "speculative_ms_mean": round(statistics.fmean(row["ms"]), 1),
@@ -93,7 +114,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     splits = {}
     for split in [s.strip() for s in args.splits.split(",") if s.strip()]:
         cases = data.frame_cases(data.read_split(args.corpus, split))
-        splits[split] = measure_split(engine, cases[:args.max_cases] if args.max_cases else cases)
+        splits[split] = measure_split(engine, cases[:args.max_cases] if args.max_cases else cases, split)
     result = {
         "benchmark": NAME,
         "machine": bc.machine(str(engine.device)),

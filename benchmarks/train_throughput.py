@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
     import torch.nn.functional as F  # noqa: N812
 
+    from lottogpt import progress
     from lottogpt.common import pick_device
     from lottogpt.train import IGNORE, autocast_context, completion_loss
 
@@ -205,10 +206,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name in models:
         run(name, args.warmup, 0)
     seconds: dict[str, list[float]] = {"ours": [], "hf": []}
-    for repeat in range(args.repeats):
-        order = ("ours", "hf") if repeat % 2 == 0 else ("hf", "ours")
-        for name in order:
-            seconds[name].append(run(name, args.steps, repeat * args.steps))
+    tokens_per_run = shape["batch_tokens"] * args.steps
+    with progress.track("timing ours and HF GPT-2", 2 * args.repeats * args.steps, unit="steps") as task:
+        for repeat in range(args.repeats):
+            order = ("ours", "hf") if repeat % 2 == 0 else ("hf", "ours")
+            for name in order:
+                seconds[name].append(run(name, args.steps, repeat * args.steps))
+                task.advance(args.steps, **{f"{name}_tok_s": round(tokens_per_run / seconds[name][-1])})
 
     profiles: dict[str, Any] | None = None
     if args.profile_steps > 0 and device.type == "cpu":
