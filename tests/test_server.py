@@ -148,6 +148,101 @@ def test_model_answers_have_the_right_shape(model: TestClient) -> None:
     assert played["n_tickets"] == 5 and len(played["tickets"]) == 5
 
 
+def test_the_engine_loads_and_runs_on_one_inference_thread() -> None:
+    """All torch work on one thread: an engine loaded on one thread and run on another makes two OpenMP teams,
+    and with more team threads than cores GNU OpenMP stops spin-waiting: forward passes ran ~3x slower (issue 18)."""
+    seen: list[tuple[str, int, str]] = []
+
+    def record(what: str) -> None:
+        seen.append((what, threading.get_ident(), threading.current_thread().name))
+
+    class Recording(ReferenceEngine):
+        def __init__(self) -> None:
+            record("load")
+
+        def version(self) -> str:
+            record("version")
+            return super().version()
+
+        def predict(self, cases: list[kata.Case]) -> list:
+            record("predict")
+            return super().predict(cases)
+
+    with TestClient(create_app(Recording, Settings(engine="reference", max_wait_ms=0))) as client:
+        wait_ready(client)
+        for body in (OFFICIAL, {"amount": 3000, "winning": WIN, "bonus": 7}):
+            assert client.post("/v1/predict" if "tickets" in body else "/v1/play", json=body).status_code == 200
+    assert [what for what, _, _ in seen] == ["load", "version", "predict", "predict"]
+    assert len({ident for _, ident, _ in seen}) == 1, seen
+    assert seen[0][2].startswith("lottogpt-inference") and seen[0][1] != threading.main_thread().ident
+
+
+# --- the playground: the page and the typed fields it sends ----------------------------------------------
+
+
+def test_page_and_its_files_are_served(reference: TestClient) -> None:
+    page = reference.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    for name in ("playground.js", "playground.css"):
+        assert f"/static/{name}" in page.text and reference.get(f"/static/{name}").status_code == 200
+    assert '<label for="amount">' in page.text and "/v1/console" in reference.get("/static/playground.js").text
+    assert "/" not in reference.get("/openapi.json").json()["paths"]
+
+
+def test_console_plays_the_official_example(reference: TestClient, official: dict) -> None:
+    typed = "\n".join(", ".join(map(str, t)) for t in kata.OFFICIAL_TICKETS)
+    answer = reference.post("/v1/console", json={"tickets": typed, "winning": " 1,2,3,4,5,6", "bonus": "7 "})
+    assert answer.status_code == 200, answer.text
+    answer = answer.json()
+    assert answer["output"].split("\n") == official["expected_output"] and answer["return_rate"] == "62.5"
+    assert answer["lines_agree"] == [True] * 6 and answer["agrees"] and len(answer["work"]) == 8
+    assert answer["transcript"] == kata.render_transcript(kata.official_example()) and answer["seed"] is None
+    drawn = reference.post("/v1/console", json={"amount": "8000", "winning": "1,2,3,4,5,6", "bonus": "7", "seed": 2024})
+    played = reference.post("/v1/play", json={"amount": 8000, "winning": WIN, "bonus": 7, "seed": 2024})
+    assert drawn.json()["tickets"] == played.json()["tickets"] and drawn.json()["amount"] == 8000
+
+
+CONSOLE = {"amount": "8000", "winning": "1,2,3,4,5,6", "bonus": "7"}
+CONSOLE_REJECTED = [
+    ({"amount": "1000j"}, {"amount": "[ERROR] 구입 금액은 숫자여야 합니다."}),
+    ({"amount": "1200"}, {"amount": "[ERROR] 구입 금액은 1,000원 단위여야 합니다."}),
+    ({"amount": "21000"}, {"amount": "at most 20 tickets per case, got 21"}),
+    ({"amount": None, "tickets": "1, 2, 3, 4, 5, 6\n1, 2, 3, 4, 5, x"},
+     {"tickets": "[ERROR] 로또 번호는 숫자여야 합니다. (2번째 줄"}),
+    ({"amount": None, "tickets": "1, 2, 3, 4, 5, 46"}, {"tickets": "[ERROR] 로또 번호는 1부터 45 사이의"}),
+    ({"amount": None, "tickets": "\n \n"}, {"tickets": "[ERROR] 로또를 한 장 이상 구매해야 합니다."}),
+    ({"tickets": "1, 2, 3, 4, 5, 6"}, {"amount": "one of them"}),
+    ({"winning": "1,2,3,4,5"}, {"winning": "[ERROR] 당첨 번호는 6개여야 합니다."}),
+    ({"winning": "1,2,3,4,5,a"}, {"winning": "[ERROR] 당첨 번호는 쉼표(,)로 구분된 숫자여야 합니다."}),
+    ({"bonus": "6"}, {"bonus": "[ERROR] 보너스 번호는 당첨 번호와 중복될 수 없습니다."}),
+    ({"bonus": "b"}, {"bonus": "[ERROR] 보너스 번호는 숫자여야 합니다."}),
+    ({"amount": "0", "winning": "1,1,2,3,4,5", "bonus": "99"},  # every field at once, each with its own message
+     {"amount": "0보다 커야", "winning": "중복될 수 없습니다", "bonus": "1부터 45 사이"}),
+    ({"bonus": 7}, {"bonus": "valid string"}),
+]
+
+
+@pytest.mark.parametrize(("change", "expected"), CONSOLE_REJECTED)
+def test_console_rejections_name_their_field(reference: TestClient, change: dict, expected: dict) -> None:
+    body = {k: v for k, v in {**CONSOLE, **change}.items() if v is not None}
+    response = reference.post("/v1/console", json=body)
+    assert response.status_code == 422, response.text
+    details = response.json()["detail"]
+    assert {d["loc"][1] for d in details} == set(expected), details
+    for field, message in expected.items():
+        assert any(d["loc"] == ["body", field] and message in d["msg"] for d in details), details
+
+
+def test_console_names_the_model_range(model: TestClient) -> None:
+    response = model.post("/v1/console", json={**CONSOLE, "amount": "9000"})
+    assert response.status_code == 422
+    (detail,) = response.json()["detail"]
+    assert detail["loc"] == ["body", "amount"] and "1..8 tickets, got 9" in detail["msg"]
+    answer = model.post("/v1/console", json={**CONSOLE, "amount": "2000", "seed": 1}).json()
+    assert answer["engine"] == "model" and answer["n_tickets"] == 2 and len(answer["lines_agree"]) == 6
+
+
 # --- rejections -----------------------------------------------------------------------------------------
 
 T = OFFICIAL["tickets"]
@@ -236,6 +331,7 @@ def test_model_range_is_named(model: TestClient) -> None:
 # --- a real uvicorn under concurrent load --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_real_server_concurrent_answers_equal_serial(tiny_checkpoint: Path) -> None:
     app = create_app(str(tiny_checkpoint), Settings(device="cpu", max_batch_size=256, max_wait_ms=20))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
