@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,6 +42,7 @@ LOG_EVERY_SECONDS = 15.0
 _enabled: bool | None = None  # None: follow LOTTOGPT_PROGRESS
 _live: Progress | None = None  # the bar display shared by nested tracks
 _live_users = 0
+_live_lock = threading.Lock()  # tracks may start and end in several threads (a server's workers)
 _clock = time.perf_counter  # the plain lines' clock (a test replaces it)
 
 
@@ -175,17 +177,19 @@ def track(description: str, total: int, unit: str = "cases") -> Iterator[Task]:
     global _live, _live_users
     mode = _mode()
     if mode == "bar":
-        if _live is None:
-            _live = _bar_display()
-            _live.start()
-        _live_users += 1
+        with _live_lock:
+            if _live is None:
+                _live = _bar_display()
+                _live.start()
+            _live_users += 1
     task = Task(description, total, unit, mode)
     try:
         yield task
     finally:
         task._finish()
         if mode == "bar":
-            _live_users -= 1
-            if _live_users == 0 and _live is not None:
-                _live.stop()
-                _live = None
+            with _live_lock:
+                _live_users -= 1
+                if _live_users == 0 and _live is not None:
+                    _live.stop()
+                    _live = None
