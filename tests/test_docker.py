@@ -24,6 +24,8 @@ from ruamel.yaml import YAML
 
 from lottogpt import kata
 
+from . import procs
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = ROOT / "Dockerfile"
 SCRIPTS = Path(sysconfig.get_path("scripts"))
