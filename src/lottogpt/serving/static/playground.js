@@ -28,6 +28,7 @@ function clearErrors() {
 }
 
 function showErrors(details) {
+  $("answer").hidden = true;  // an answer to other inputs would read as the answer to these
   let first = null;
   for (const detail of details) {
     const field = FIELDS.includes(detail.loc?.[1]) ? detail.loc[1] : "form";
@@ -69,7 +70,7 @@ function render(answer, elapsedMs) {
   summary.replaceChildren();
   const verdict = answer.agrees ? "기준 프로그램과 일치 ✓" : "기준 프로그램과 다름 ✗";
   summary.append(el("span", `verdict ${answer.agrees ? "ok" : "bad"}`, verdict),
-    el("span", "", `모델 ${answer.engine} · ${answer.model_version}`),
+    el("span", "", `엔진 ${answer.engine} · 모델 버전 ${answer.model_version}`),
     el("span", "", `응답 ${Math.round(elapsedMs)} ms`),
     el("span", "", `${answer.n_tickets}장 · ${answer.amount.toLocaleString("ko-KR")}원`));
   $("transcript").textContent = answer.transcript;
