@@ -337,7 +337,8 @@ def serve(
         "Decode a case alone in its batch speculatively: the same answer in fewer forward passes."))] = True,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
-    """Serve the HTTP API (POST /v1/predict, POST /v1/play, GET /healthz, /readyz, /info) with uvicorn."""
+    """Serve the playground page at / and the HTTP API (POST /v1/predict, /v1/play, /v1/console; GET /healthz,
+    /readyz, /info) with uvicorn."""
     import uvicorn
 
     from lottogpt.serving import Settings, create_app  # lazy: only `serve` needs FastAPI
