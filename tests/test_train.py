@@ -15,12 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F  # noqa: N812
 from ruamel.yaml import YAML
+from safetensors.torch import load_file
 
-from lottogpt import data, kata, params, tokenizer, train
+from lottogpt import checkpoint, data, kata, params, tokenizer, train
 from lottogpt.inference import ModelEngine
 from lottogpt.params import DataParams, ModelParams, Params, TokenizerParams, TrainParams
 
+from . import procs
 from .conftest import ROOT, TINY, tiny_params
 
 
@@ -39,19 +42,23 @@ def test_loss_is_masked_to_the_completion(tiny_corpus: Path, tiny_tokenizer: Pat
 
 
 def test_loss_ignores_prompt_tokens(tiny_corpus: Path, tiny_tokenizer: Path) -> None:
-    """Changing the targets of prompt positions does not change the loss."""
+    """The loss is the mean cross entropy over the completion's positions only, not over the prompt's."""
     from lottogpt.model import GPT, GPTConfig
 
     tok = tokenizer.Tokenizer.load(tiny_tokenizer)
     encoded = train.Encoded(tok, data.read_split(tiny_corpus, "val"), block_size=512)
     x, y = train.make_batch(encoded, np.array([0]))
+    torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_layer=1, n_head=2, n_embd=16))
-    base = train.completion_loss(model, x, y)
-    x2 = x.clone()
-    x2[0, 1] = (x2[0, 1] + 1) % tok.vocab_size  # a prompt token: the loss changes only through attention
-    y2 = y.clone()
-    y2[0, 0] = train.IGNORE
-    assert torch.equal(train.completion_loss(model, x, y2), base)
+    sequence = torch.from_numpy(encoded.tokens(0).astype(np.int64))
+    every_target = sequence[1:]  # the next token at each position, prompt and completion alike
+    with torch.no_grad():
+        per_position = F.cross_entropy(model(x)[0], every_target, reduction="none")
+        loss = train.completion_loss(model, x, y)
+    completion = torch.arange(len(every_target)) >= encoded.prompt_length(0) - 1
+    assert 0 < int(completion.sum()) < len(every_target)
+    assert torch.allclose(loss, per_position[completion].mean())
+    assert not torch.allclose(loss, per_position.mean())  # the prompt's positions would change it
 
 
 def _corpus_and_tokenizer(tmp_path: Path, data_params: DataParams) -> tuple[Path, Path]:
@@ -126,11 +133,12 @@ def test_every_parameter_has_exactly_one_optimizer(name: str) -> None:
         assert owners[id(param)] == ("Muon" if on_muon else "AdamW"), param_name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["adamw", "muon"])
 def test_overfits_a_few_cases_to_exact_match(tmp_path: Path, optimizer: str) -> None:
     few = DataParams(seed=5, n_train=4, n_val=4, n_test=2, n_test_natural=2, min_tickets=1, max_tickets=1)
     corpus, tok_dir = _corpus_and_tokenizer(tmp_path, few)
-    p = Params(data=few, model=ModelParams(n_layer=2, n_head=2, n_embd=64, block_size=128),
+    p = Params(data=few, model=ModelParams(n_layer=2, n_head=2, n_embd=64, block_size=192),
                train=TrainParams(max_steps=250, batch_tokens=512, lr=3e-3, warmup_steps=10, eval_interval=1000,
                                  checkpoint_interval=1000, eval_cases=4, threads=1, weight_decay=0.0,
                                  optimizer=optimizer))
@@ -156,67 +164,146 @@ def _workdir(tmp_path: Path, corpus: Path, tok_dir: Path, p: Params) -> Path:
     return work
 
 
-def _env() -> dict:
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PYTHONUNBUFFERED": "1"}
+def _env(**extra: str) -> dict:
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PYTHONUNBUFFERED": "1",
+            "OMP_NUM_THREADS": "1", "LOTTOGPT_PROGRESS": "1", **extra}
 
 
-@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
-def test_sigkilled_run_resumes_from_its_checkpoint(tmp_path: Path, tiny_corpus: Path, tiny_tokenizer: Path,
-                                                   optimizer: str) -> None:
-    p = tiny_params(max_steps=60, checkpoint_interval=5, eval_interval=1000, optimizer=optimizer)
-    p.model = ModelParams(n_layer=2, n_head=2, n_embd=64, block_size=512)
-    work = _workdir(tmp_path, tiny_corpus, tiny_tokenizer, p)
-    script = str(ROOT / "pipeline" / "train.py")
-    state = work / "models" / "checkpoint" / train.STATE_FILE
-    process = subprocess.Popen([sys.executable, script], cwd=work, env=_env(), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 60
-    while not state.exists() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.01)
-    assert process.poll() is None, "the run finished before it could be killed"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    saved = torch.load(state, weights_only=True)["step"]
-    assert 5 <= saved < 60
-    resumed = subprocess.run([sys.executable, script], cwd=work, env=_env(), capture_output=True, text=True,
-                             timeout=120, check=True)
-    assert f"resuming from step {saved}" in resumed.stdout
-    metrics = json.loads((work / "results" / "train" / "metrics.json").read_text())
-    assert metrics["steps"] == 60
+def _weights(checkpoint_dir: Path) -> dict[str, torch.Tensor]:
+    return load_file(checkpoint_dir / checkpoint.WEIGHTS_FILE)
+
+
+def _assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def _assert_finished(work: Path, steps: int) -> None:
+    assert json.loads((work / "results" / "train" / "metrics.json").read_text())["steps"] == steps
     curve = (work / "results" / "train" / "curve.csv").read_text().splitlines()[1:]
-    assert [int(line.split(",")[0]) for line in curve] == list(range(1, 61))
-
-    # The resumed run ends with the same weights as one that was never interrupted.
-    fresh = tmp_path / "fresh"
-    train.train(p, tiny_corpus, tiny_tokenizer, fresh / "ck", fresh / "results")
-    a, _, _ = __import__("lottogpt.checkpoint", fromlist=["load"]).load(work / "models" / "checkpoint")
-    b, _, _ = __import__("lottogpt.checkpoint", fromlist=["load"]).load(fresh / "ck")
-    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
-        assert torch.allclose(x, y, atol=1e-6), name
+    assert [int(line.split(",")[0]) for line in curve] == list(range(1, steps + 1))
+    assert not (work / "models" / "checkpoint" / train.STATE_FILE).exists()
 
 
-def test_a_checkpoint_of_other_params_is_not_resumed(tmp_path: Path, tiny_corpus: Path,
-                                                     tiny_tokenizer: Path) -> None:
-    out = tmp_path / "ck"
-    out.mkdir()
-    torch.save({"fingerprint": "other", "step": 3}, out / train.STATE_FILE)
-    metrics = train.train(tiny_params(max_steps=3), tiny_corpus, tiny_tokenizer, out, tmp_path / "r")
-    assert metrics["steps"] == 3
+RESUME = {"max_steps": 30, "checkpoint_interval": 10, "eval_interval": 15}
+# (where the kill lands, the step the restarted run resumes from): inside the save of step 20's resume state,
+# and inside the final save, where the exported weights are replaced while step 20's state is still the latest.
+KILL_POINTS = [("state-written@20", 10), ("state-replaced@20", 20), ("weights-written@30", 20),
+               ("weights-replaced@30", 20), ("config-replaced@30", 20)]
 
 
-def test_ddp_on_gloo_keeps_ranks_identical(tmp_path: Path, tiny_corpus: Path, tiny_tokenizer: Path) -> None:
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_corpus: Path, tiny_tokenizer: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The weights of never-interrupted single-process runs of the RESUME params, per optimizer."""
+    out = tmp_path_factory.mktemp("uninterrupted")
+    weights = {}
+    for optimizer in ("adamw", "muon"):
+        train.train(tiny_params(**RESUME, optimizer=optimizer), tiny_corpus, tiny_tokenizer, out / optimizer / "ck",
+                    out / optimizer / "results")
+        weights[optimizer] = _weights(out / optimizer / "ck")
+    return weights
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("kill_at", "resumed_from", "optimizer"),
+                         [(*point, "adamw") for point in KILL_POINTS] + [("state-replaced@20", 20, "muon")])
+def test_a_run_sigkilled_anywhere_in_a_save_resumes_to_the_same_weights(
+        tmp_path: Path, tiny_corpus: Path, tiny_tokenizer: Path, uninterrupted: dict, kill_at: str,
+        resumed_from: int, optimizer: str) -> None:
+    """SIGKILL at each point of the save (checkpoint.save_point); the restart ends with torch.equal weights."""
+    work = _workdir(tmp_path, tiny_corpus, tiny_tokenizer, tiny_params(**RESUME, optimizer=optimizer))
+    command = [sys.executable, str(ROOT / "pipeline" / "train.py")]
+    killed = procs.run(command, timeout=120, cwd=work, env=_env(**{checkpoint.KILL_ENV: kill_at}))
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    state = checkpoint.load_state(work / "models" / "checkpoint")
+    assert state is not None and state["step"] == resumed_from  # both of one step: weights and optimizers
+    resumed = procs.run(command, timeout=120, cwd=work, env=_env())
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resuming from step {resumed_from}" in resumed.stderr
+    _assert_finished(work, 30)
+    _assert_same_weights(_weights(work / "models" / "checkpoint"), uninterrupted[optimizer])
+
+
+DDP = {"max_steps": 40, "checkpoint_interval": 4, "eval_interval": 1000}
+
+
+def _torchrun(work: Path, timeout: float = 150, **env: str) -> subprocess.CompletedProcess:
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     assert torchrun
-    p = tiny_params(max_steps=4, checkpoint_interval=1000, eval_interval=1000)
-    work = _workdir(tmp_path, tiny_corpus, tiny_tokenizer, p)
-    run = subprocess.run([torchrun, "--standalone", "--nproc_per_node=2", str(ROOT / "pipeline" / "train.py")],
-                         cwd=work, env={**_env(), "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
-                         timeout=180, check=False)
+    return procs.run([torchrun, "--standalone", "--nproc_per_node=2", str(ROOT / "pipeline" / "train.py")],
+                     timeout=timeout, cwd=work, env=_env(**env))
+
+
+def _rank_digests(run: subprocess.CompletedProcess) -> dict[str, str]:
+    lines = (run.stdout + run.stderr).splitlines()
+    return {line.split()[1]: line.split()[-1] for line in lines if re.match(r"rank \d+ weights sha256", line)}
+
+
+@pytest.fixture(scope="module")
+def ddp_uninterrupted(tiny_corpus: Path, tiny_tokenizer: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A 2-rank gloo run that checkpoints every 4 of its 40 steps (it used to hang at the first checkpoint)."""
+    work = _workdir(tmp_path_factory.mktemp("ddp"), tiny_corpus, tiny_tokenizer, tiny_params(**DDP))
+    run = _torchrun(work)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    digests = {line.split()[1]: line.split()[-1] for line in run.stdout.splitlines() if "weights sha256" in line}
-    assert set(digests) == {"0", "1"}, run.stdout
-    assert digests["0"] == digests["1"]
-    assert json.loads((work / "results" / "train" / "metrics.json").read_text())["world_size"] == 2
+    return {"work": work, "run": run, "weights": _weights(work / "models" / "checkpoint")}
+
+
+@pytest.mark.slow
+def test_ddp_on_gloo_checkpoints_and_keeps_ranks_identical(ddp_uninterrupted: dict) -> None:
+    digests = _rank_digests(ddp_uninterrupted["run"])
+    assert set(digests) == {"0", "1"} and digests["0"] == digests["1"]
+    model, _, _ = checkpoint.load(ddp_uninterrupted["work"] / "models" / "checkpoint")
+    assert digests["0"] == train.weights_sha256(model)  # the exported weights are the ranks' weights
+    assert json.loads((ddp_uninterrupted["work"] / "results" / "train" / "metrics.json").read_text())[
+        "world_size"] == 2
+    _assert_finished(ddp_uninterrupted["work"], 40)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill", ["all-ranks", "rank-0-mid-save"])
+def test_ddp_sigkilled_and_restarted_ends_like_the_uninterrupted_run(
+        tmp_path: Path, tiny_corpus: Path, tiny_tokenizer: Path, ddp_uninterrupted: dict, kill: str) -> None:
+    """SIGKILL every rank (and torchrun) once a resume state exists, or rank 0 between writing and renaming
+    one; the same command then resumes both ranks and ends with the uninterrupted run's weights."""
+    work = _workdir(tmp_path, tiny_corpus, tiny_tokenizer, tiny_params(**DDP))
+    state = work / "models" / "checkpoint" / train.STATE_FILE
+    if kill == "all-ranks":
+        torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+        command = [str(torchrun), "--standalone", "--nproc_per_node=2", str(ROOT / "pipeline" / "train.py")]
+        with procs.started(command, cwd=work, env=_env(), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL) as process:
+            deadline = time.monotonic() + 120
+            while not state.exists() and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert process.poll() is None, "the run ended before it could be killed"
+            ranks = procs.descendants(process.pid)
+            procs.kill_tree(process)
+        assert len(ranks) >= 2 and not [pid for pid in ranks if procs.alive(pid)]  # no rank outlives the kill
+    else:
+        killed = _torchrun(work, **{checkpoint.KILL_ENV: "state-written@8"})
+        assert killed.returncode != 0
+    saved = checkpoint.load_state(work / "models" / "checkpoint")
+    assert saved is not None and 4 <= saved["step"] < 40 and saved["world_size"] == 2
+    resumed = _torchrun(work)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert f"resuming from step {saved['step']}" in resumed.stderr
+    digests = _rank_digests(resumed)
+    assert set(digests) == {"0", "1"} and digests["0"] == digests["1"]
+    _assert_finished(work, 40)
+    _assert_same_weights(_weights(work / "models" / "checkpoint"), ddp_uninterrupted["weights"])
+
+
+@pytest.mark.slow
+def test_a_checkpoint_of_other_params_is_not_resumed(tmp_path: Path, tiny_corpus: Path, tiny_tokenizer: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "ck"
+    out.mkdir()
+    torch.save({"fingerprint": "other", "step": 3, "version": checkpoint.STATE_VERSION}, out / train.STATE_FILE)
+    metrics = train.train(tiny_params(max_steps=3), tiny_corpus, tiny_tokenizer, out, tmp_path / "r")
+    assert metrics["steps"] == 3
+    assert "ignoring" in capsys.readouterr().err
+    assert not (out / train.STATE_FILE).exists()
 
 
 def test_block_size_too_small_is_refused_with_the_params_to_change(tiny_corpus: Path, tiny_tokenizer: Path,

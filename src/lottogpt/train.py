@@ -4,9 +4,11 @@ Batches hold cases of one ticket count (so nearly no padding) and about ``train.
 tokens each; with ``train.curriculum_steps`` the largest ticket count grows from ``data.min_tickets``
 to ``data.max_tickets``. AdamW or Muon (``train.optimizer``) with warmup and cosine decay, gradient
 clipping, seeded sampling.
-Runs on CUDA (bf16 autocast, TF32), MPS or CPU, and under ``torchrun`` with DDP (rank 0 logs and
-writes). A checkpoint is written every ``train.checkpoint_interval`` steps; a killed run restarted
-with the same command and the same inputs resumes from it.
+Runs on CUDA (bf16 autocast, TF32), MPS or CPU, and under ``torchrun`` with DDP (every rank takes
+part in each collective; rank 0 reports and writes). Every ``train.checkpoint_interval`` steps the
+resume state (weights, optimizers, every rank's RNG states) is written as one file; a run killed at
+any instant and restarted with the same command, inputs and world size resumes from it and ends
+with the same weights as a run never interrupted.
 """
 
 from __future__ import annotations
@@ -15,26 +17,24 @@ import contextlib
 import hashlib
 import json
 import math
-import os
-import sys
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import torch
 import torch.nn.functional as F  # noqa: N812
+from torch.nn.parallel import DistributedDataParallel
 
-from lottogpt import checkpoint, data, formats, kata
-from lottogpt.common import file_sha256, pick_device, set_threads
+from lottogpt import checkpoint, data, formats, kata, progress
+from lottogpt.common import Distributed, file_sha256, pick_device, set_threads, setup_distributed
 from lottogpt.inference import complete, prediction_from_completion
 from lottogpt.model import GPT, GPTConfig
-from lottogpt.params import Params
+from lottogpt.params import Params, TrainParams
 from lottogpt.tokenizer import Tokenizer, longest_case_tokens
 
-STATE_FILE = "train_state.pt"
+STATE_FILE = checkpoint.STATE_FILE
 IGNORE = -100
 
 
@@ -220,34 +220,16 @@ def fingerprint(params: Params, data_sha: str, tokenizer_sha: str) -> str:
 
 
 @dataclass
-class Distributed:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
+class Runtime:
+    """Where this process trains: its device, its place in the torchrun job and its autocast."""
 
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
+    device: torch.device
+    dist: Distributed
+    autocast: contextlib.AbstractContextManager
 
 
-def setup_distributed(device: torch.device) -> Distributed:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Distributed()
-    import torch.distributed as dist
-
-    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def log(message: str) -> None:
-    print(message, flush=True)
-
-
-def train(params: Params, corpus_dir: str | Path, tokenizer_dir: str | Path, out_dir: str | Path,
-          results_dir: str | Path) -> dict:
-    """Train (or resume) and write the checkpoint, ``metrics.json`` and ``curve.csv``."""
-    cfg = params.train
+def setup_runtime(cfg: TrainParams) -> Runtime:
+    """Seed, threads, device, the torchrun job (one CUDA device per local rank) and TF32 on CUDA."""
     torch.manual_seed(cfg.seed)
     set_threads(cfg.threads)
     try:
@@ -258,154 +240,197 @@ def train(params: Params, corpus_dir: str | Path, tokenizer_dir: str | Path, out
     if device.type == "cuda" and dist_info.world_size > 1:
         device = torch.device("cuda", dist_info.local_rank)
         torch.cuda.set_device(device)
+    if not dist_info.main:
+        progress.set_enabled(False)  # rank 0 reports for the job
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    out_dir, results_dir = Path(out_dir), Path(results_dir)
+    return Runtime(device, dist_info, autocast_context(device, cfg.precision))
 
-    tokenizer = Tokenizer.load(tokenizer_dir)
-    train_path = Path(corpus_dir) / "train.parquet"
-    columns = ["model_prompt", "model_completion", "n_tickets", "tickets", "winning", "bonus"]
-    fmt = params.data.answer_format
-    train_set = Encoded(tokenizer, data.read_split(corpus_dir, "train", columns), params.model.block_size, fmt)
-    val_set = Encoded(tokenizer, data.read_split(corpus_dir, "val", columns), params.model.block_size, fmt)
-    longest = longest_case_tokens(tokenizer, params.data.max_tickets, params.data.answer_format)
-    if longest > params.model.block_size:
-        raise TrainError(f"a case of data.max_tickets={params.data.max_tickets} tickets can take {longest} tokens "
-                         f"but model.block_size is {params.model.block_size}: raise model.block_size to at least "
-                         f"{longest} or lower data.max_tickets")
-    data_sha = file_sha256(train_path)
-    print_fingerprint = fingerprint(params, data_sha, tokenizer.sha256)
 
-    config = GPTConfig(vocab_size=tokenizer.vocab_size, **asdict(params.model))
-    model = GPT(config).to(device)
-    optimizers = make_optimizers(model, params, device)
-    sampler = Sampler(train_set, cfg.batch_tokens, cfg.seed + dist_info.rank, cfg.curriculum_steps,
-                      cfg.count_power)
-    step, elapsed_before, curve = 0, 0.0, []
-
-    state_path = out_dir / STATE_FILE
-    if state_path.exists():
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-        if state.get("fingerprint") == print_fingerprint and state.get("world_size", 1) == dist_info.world_size:
-            from safetensors.torch import load_model
-
-            load_model(model, str(out_dir / checkpoint.WEIGHTS_FILE), device=str(device))
-            for optimizer, saved in zip(optimizers, state["optimizers"], strict=True):
-                optimizer.load_state_dict(saved)
-            step, elapsed_before, curve = int(state["step"]), float(state["elapsed"]), list(state["curve"])
-            sampler.rng.bit_generator.state = json.loads(state["sampler_rng"][dist_info.rank])
-            torch.set_rng_state(state["torch_rng"])
-            if dist_info.main:
-                log(f"resuming from step {step} ({state_path})")
-        elif dist_info.main:
-            log(f"ignoring {state_path}: it belongs to other params or inputs; starting over")
-
-    raw_model = model
+def wrap_model(model: GPT, cfg: TrainParams, rt: Runtime) -> torch.nn.Module:
+    """The module the loop calls: compiled when asked, in DDP under torchrun (which syncs the gradients)."""
+    wrapped: torch.nn.Module = model
     if cfg.compile:
-        model = torch.compile(model)  # type: ignore[assignment]
-    if dist_info.world_size > 1:
-        from torch.nn.parallel import DistributedDataParallel
+        wrapped = torch.compile(model)  # type: ignore[assignment]
+    if rt.dist.world_size > 1:
+        wrapped = DistributedDataParallel(wrapped, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
+    return wrapped
 
-        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    autocast = autocast_context(device, cfg.precision)
 
-    meta = {"answer_format": params.data.answer_format, "min_tickets": params.data.min_tickets,
-            "max_tickets": params.data.max_tickets, "tokenizer_sha256": tokenizer.sha256,
-            "data_sha256": data_sha, "params": {"model": asdict(params.model), "train": asdict(cfg)},
-            "torch": torch.__version__}
+@dataclass
+class Inputs:
+    tokenizer: Tokenizer
+    train_set: Encoded
+    val_set: Encoded
+    data_sha: str
+    fingerprint: str
 
-    def save_checkpoint(final: bool) -> None:
-        if not dist_info.main:
-            return
-        checkpoint.save(out_dir, raw_model, {**meta, "step": step}, tokenizer_dir)
-        if final:
-            state_path.unlink(missing_ok=True)
-            return
-        rng_states = [json.dumps(sampler.rng.bit_generator.state)]
-        if dist_info.world_size > 1:
-            import torch.distributed as dist
 
-            gathered: list = [None] * dist_info.world_size
-            dist.all_gather_object(gathered, rng_states[0])
-            rng_states = gathered
-        tmp = state_path.with_suffix(".tmp")
-        torch.save({"optimizers": [o.state_dict() for o in optimizers], "step": step,
-                    "elapsed": elapsed_before + clock(), "curve": curve, "sampler_rng": rng_states,
-                    "torch_rng": torch.get_rng_state(),
-                    "fingerprint": print_fingerprint, "world_size": dist_info.world_size}, tmp)
-        tmp.replace(state_path)
+def load_inputs(params: Params, corpus_dir: str | Path, tokenizer_dir: str | Path) -> Inputs:
+    tokenizer = Tokenizer.load(tokenizer_dir)
+    columns = ["model_prompt", "model_completion", "n_tickets", "tickets", "winning", "bonus"]
+    fmt, block_size = params.data.answer_format, params.model.block_size
+    train_set = Encoded(tokenizer, data.read_split(corpus_dir, "train", columns), block_size, fmt)
+    val_set = Encoded(tokenizer, data.read_split(corpus_dir, "val", columns), block_size, fmt)
+    longest = longest_case_tokens(tokenizer, params.data.max_tickets, fmt)
+    if longest > block_size:
+        raise TrainError(f"a case of data.max_tickets={params.data.max_tickets} tickets can take {longest} tokens "
+                         f"but model.block_size is {block_size}: raise model.block_size to at least "
+                         f"{longest} or lower data.max_tickets")
+    data_sha = file_sha256(Path(corpus_dir) / "train.parquet")
+    return Inputs(tokenizer, train_set, val_set, data_sha, fingerprint(params, data_sha, tokenizer.sha256))
 
-    started = time.perf_counter()
+
+@dataclass
+class RunState:
+    """What the loop carries across a resume besides weights, optimizers and RNGs."""
+
+    step: int = 0
+    elapsed: float = 0.0  # seconds trained by the runs this one resumes
+    curve: list[dict] = field(default_factory=list)
+
+
+def resume(out_dir: Path, model: GPT, optimizers: list[torch.optim.Optimizer], sampler: Sampler, rt: Runtime,
+           expected: str) -> RunState:
+    """Load the resume state, if it matches these params and inputs, into every rank.
+
+    Rank 0 reads it and broadcasts it, so all ranks resume from the same step or none does, and ranks on
+    other machines need no copy of the folder.
+    """
+    state = checkpoint.load_state(out_dir) if rt.dist.main else None
+    if rt.dist.main and state is not None:
+        if state.get("fingerprint") != expected or state.get("world_size") != rt.dist.world_size:
+            progress.note(f"ignoring {out_dir / checkpoint.STATE_FILE}: it belongs to other params, inputs, "
+                          "world size or an older version; starting over")
+            state = None
+        else:
+            progress.note(f"resuming from step {state['step']} ({out_dir / checkpoint.STATE_FILE})")
+    state = rt.dist.broadcast(state)
+    if state is None:
+        return RunState()
+    model.load_state_dict(state["model"])
+    for optimizer, saved in zip(optimizers, state["optimizers"], strict=True):
+        optimizer.load_state_dict(saved)
+    rng = state["rng"][rt.dist.rank]
+    sampler.rng.bit_generator.state = json.loads(rng["sampler"])
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] is not None and rt.device.type == "cuda":
+        torch.cuda.set_rng_state(rng["cuda"])
+    return RunState(int(state["step"]), float(state["elapsed"]), list(state["curve"]))
+
+
+def save_resume_state(out_dir: Path, model: GPT, optimizers: list[torch.optim.Optimizer], sampler: Sampler,
+                      rt: Runtime, run: RunState, expected: str) -> None:
+    """Every rank hands its RNG states to rank 0 (a collective: all ranks call it), which writes the state."""
+    cuda = torch.cuda.get_rng_state() if rt.device.type == "cuda" else None
+    rngs = rt.dist.gather({"sampler": json.dumps(sampler.rng.bit_generator.state), "torch": torch.get_rng_state(),
+                           "cuda": cuda})
+    if rt.dist.main:
+        checkpoint.save_state(out_dir, {
+            "model": model.state_dict(), "optimizers": [o.state_dict() for o in optimizers], "step": run.step,
+            "elapsed": run.elapsed, "curve": run.curve, "rng": rngs, "fingerprint": expected,
+            "world_size": rt.dist.world_size})
+
+
+def train(params: Params, corpus_dir: str | Path, tokenizer_dir: str | Path, out_dir: str | Path,
+          results_dir: str | Path) -> dict:
+    """Train (or resume) and write the checkpoint, ``metrics.json`` and ``curve.csv``."""
+    cfg, out_dir = params.train, Path(out_dir)
+    rt = setup_runtime(cfg)
+    inputs = load_inputs(params, corpus_dir, tokenizer_dir)
+    raw_model = GPT(GPTConfig(vocab_size=inputs.tokenizer.vocab_size, **asdict(params.model))).to(rt.device)
+    optimizers = make_optimizers(raw_model, params, rt.device)
+    sampler = Sampler(inputs.train_set, cfg.batch_tokens, cfg.seed + rt.dist.rank, cfg.curriculum_steps,
+                      cfg.count_power)
+    run = resume(out_dir, raw_model, optimizers, sampler, rt, inputs.fingerprint)
+    model = wrap_model(raw_model, cfg, rt)
+    started, elapsed_before = time.perf_counter(), run.elapsed
 
     def clock() -> float:
         return time.perf_counter() - started
 
-    if dist_info.main:
-        log(f"training {raw_model.num_params():,} parameters on {device} "
-            f"(world size {dist_info.world_size}), {len(train_set):,} cases, steps {step}->{cfg.max_steps}")
+    progress.note(f"training {raw_model.num_params():,} parameters on {rt.device} (world size "
+                  f"{rt.dist.world_size}), {len(inputs.train_set):,} cases, steps {run.step}->{cfg.max_steps}")
     tokens_seen, smooth_loss, stopped_early = 0, None, False
     model.train()
-    progress = _progress(dist_info.main)
-    for step in range(step, cfg.max_steps):  # noqa: B020
-        lr = lr_at(step, params)
-        for optimizer in optimizers:
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-        x, y = sampler.sample(step)
-        x, y = x.to(device), y.to(device)
-        with autocast:
-            loss = completion_loss(model, x, y)
-        for optimizer in optimizers:
-            optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        for optimizer in optimizers:
-            optimizer.step()
-        tokens_seen += x.numel()
-        value = loss.item()
-        smooth_loss = value if smooth_loss is None else 0.95 * smooth_loss + 0.05 * value
-        done = step + 1
-        row = {"step": done, "loss": round(value, 5), "lr": round(lr, 6)}
-        if dist_info.main and (done % cfg.eval_interval == 0 or done == cfg.max_steps):
-            row["val_loss"] = round(evaluate_loss(raw_model, val_set, device, cfg.batch_tokens), 5)
-            row["val_exact_match"] = round(exact_match(raw_model, tokenizer, val_set, cfg.eval_cases,
-                                                       params.data.answer_format), 4)
-        curve.append(row)
-        if dist_info.main:
-            rate = tokens_seen * dist_info.world_size / max(clock(), 1e-9)
-            progress(done, cfg.max_steps, smooth_loss, rate, clock(), row)
-        step = done
-        if done % cfg.checkpoint_interval == 0 and done < cfg.max_steps:
-            save_checkpoint(final=False)
-        if cfg.max_minutes > 0 and elapsed_before + clock() > cfg.max_minutes * 60:
-            stopped_early = True
-            if dist_info.main:
-                log(f"stopping at step {done}: train.max_minutes={cfg.max_minutes} reached")
-            break
+    with progress.track("train", cfg.max_steps - run.step, unit="steps") as task:
+        for step in range(run.step, cfg.max_steps):
+            lr = lr_at(step, params)
+            for optimizer in optimizers:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+            x, y = sampler.sample(step)
+            x, y = x.to(rt.device), y.to(rt.device)
+            with rt.autocast:
+                loss = completion_loss(model, x, y)
+            for optimizer in optimizers:
+                optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            for optimizer in optimizers:
+                optimizer.step()
+            tokens_seen += x.numel()
+            value = loss.item()
+            smooth_loss = value if smooth_loss is None else 0.95 * smooth_loss + 0.05 * value
+            run.step = done = step + 1
+            row = {"step": done, "loss": round(value, 5), "lr": round(lr, 6)}
+            if rt.dist.main and (done % cfg.eval_interval == 0 or done == cfg.max_steps):
+                row.update(validation(raw_model, inputs, rt.device, params))
+            run.curve.append(row)
+            run.elapsed = elapsed_before + clock()
+            task.advance(1, step=done, loss=round(smooth_loss, 4),
+                         tok_s=round(tokens_seen * rt.dist.world_size / max(clock(), 1e-9)),
+                         **{k: v for k, v in row.items() if k.startswith("val_")})
+            if done % cfg.checkpoint_interval == 0 and done < cfg.max_steps:
+                save_resume_state(out_dir, raw_model, optimizers, sampler, rt, run, inputs.fingerprint)
+            if cfg.max_minutes > 0 and rt.dist.any(run.elapsed > cfg.max_minutes * 60):  # all ranks stop together
+                stopped_early = True
+                progress.note(f"stopping at step {done}: train.max_minutes={cfg.max_minutes} reached")
+                break
 
-    wall = elapsed_before + clock()
-    save_checkpoint(final=True)
-    metrics = {
-        "steps": step, "final_loss": round(smooth_loss or float("nan"), 5),
-        "val_loss": next((r["val_loss"] for r in reversed(curve) if "val_loss" in r), None),
-        "val_exact_match": next((r["val_exact_match"] for r in reversed(curve) if "val_exact_match" in r), None),
-        "tokens_per_second": round(tokens_seen * dist_info.world_size / max(clock(), 1e-9), 1),
-        "wall_seconds": round(wall, 1), "params": raw_model.num_params(), "device": str(device),
-        "world_size": dist_info.world_size, "stopped_early": stopped_early,
-    }
-    if dist_info.main:
+    tokens_per_second = tokens_seen * rt.dist.world_size / max(clock(), 1e-9)
+    return finish(params, raw_model, inputs, rt, run, out_dir, tokenizer_dir, Path(results_dir), {
+        "steps": run.step, "final_loss": round(smooth_loss or float("nan"), 5),
+        "tokens_per_second": round(tokens_per_second, 1), "wall_seconds": round(elapsed_before + clock(), 1),
+        "stopped_early": stopped_early})
+
+
+def validation(model: GPT, inputs: Inputs, device: torch.device, params: Params) -> dict:
+    """The curve's validation figures: loss on the val split, exact match on its first cases."""
+    return {"val_loss": round(evaluate_loss(model, inputs.val_set, device, params.train.batch_tokens), 5),
+            "val_exact_match": round(exact_match(model, inputs.tokenizer, inputs.val_set, params.train.eval_cases,
+                                                 params.data.answer_format), 4)}
+
+
+def finish(params: Params, model: GPT, inputs: Inputs, rt: Runtime, run: RunState, out_dir: Path,
+           tokenizer_dir: str | Path, results_dir: Path, figures: dict) -> dict:
+    """Rank 0 writes the checkpoint, then drops the resume state, then writes metrics.json and curve.csv."""
+    meta = {"answer_format": params.data.answer_format, "min_tickets": params.data.min_tickets,
+            "max_tickets": params.data.max_tickets, "tokenizer_sha256": inputs.tokenizer.sha256,
+            "data_sha256": inputs.data_sha, "params": {"model": asdict(params.model), "train": asdict(params.train)},
+            "torch": torch.__version__, "step": run.step}
+    last = {key: next((r[key] for r in reversed(run.curve) if key in r), None)
+            for key in ("val_loss", "val_exact_match")}
+    metrics = {"steps": figures["steps"], "final_loss": figures["final_loss"], **last,
+               "tokens_per_second": figures["tokens_per_second"], "wall_seconds": figures["wall_seconds"],
+               "params": model.num_params(), "device": str(rt.device), "world_size": rt.dist.world_size,
+               "stopped_early": figures["stopped_early"]}
+    if rt.dist.main:
+        checkpoint.save(out_dir, model, meta, tokenizer_dir)
+        checkpoint.remove_state(out_dir, run.step)
         results_dir.mkdir(parents=True, exist_ok=True)
         (results_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        pl.DataFrame(curve, infer_schema_length=None).write_csv(results_dir / "curve.csv")
-    if dist_info.world_size > 1:
-        import torch.distributed as dist
-
-        # DDP keeps replicas identical; printing each rank's digest makes that checkable.
-        log(f"rank {dist_info.rank} weights sha256 {weights_sha256(raw_model)}")
-        dist.barrier()
-        dist.destroy_process_group()
+        pl.DataFrame(run.curve, infer_schema_length=None).write_csv(results_dir / "curve.csv")
+        progress.summary(f"trained {run.step} steps (world size {rt.dist.world_size}) in "
+                         f"{progress.format_duration(metrics['wall_seconds'])}: loss {metrics['final_loss']}, "
+                         f"val loss {metrics['val_loss']}, val exact match {metrics['val_exact_match']}, "
+                         f"{metrics['tokens_per_second']:,.0f} tokens/s -> {out_dir}")
+    if rt.dist.world_size > 1:
+        # DDP keeps replicas identical; each rank's digest makes that checkable.
+        progress.summary(f"rank {rt.dist.rank} weights sha256 {weights_sha256(model)}")
+    rt.dist.close()
     return metrics
 
 
@@ -415,34 +440,3 @@ def weights_sha256(model: torch.nn.Module) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
-
-
-def _progress(enabled: bool) -> Callable[[int, int, float, float, float, dict], None]:
-    """A one-line progress report: step, loss, tokens/s and ETA (redrawn on a terminal)."""
-    interactive = sys.stdout.isatty()
-    last = [0.0]
-
-    def report(done: int, total: int, loss: float, rate: float, seconds: float, row: dict) -> None:
-        if not enabled:
-            return
-        now = time.perf_counter()
-        evaluated = "val_loss" in row
-        if not (evaluated or done == total or now - last[0] > (1 if interactive else 15)):
-            return
-        last[0] = now
-        eta = seconds / done * (total - done) if done else 0.0
-        line = (f"step {done}/{total} | loss {loss:.4f} | {rate / 1000:.1f}k tok/s | "
-                f"{_minutes(seconds)} elapsed | eta {_minutes(eta)}")
-        if evaluated:
-            line += f" | val loss {row['val_loss']:.4f} | val exact {row['val_exact_match']:.3f}"
-        if interactive and not evaluated:
-            print("\r" + line, end="", flush=True)
-        else:
-            print(("\r" if interactive else "") + line, flush=True)
-
-    return report
-
-
-def _minutes(seconds: float) -> str:
-    return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
-
