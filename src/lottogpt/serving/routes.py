@@ -132,7 +132,8 @@ def api_router(state: ServerState, schemas: Schemas) -> APIRouter:
         state.ready_state()
         purchase, errors = read_console(body, state.settings.max_tickets)
         if purchase is not None:
-            errors = range_errors(state, [purchase.case], [["body", "amount" if body.amount else "tickets"]])
+            field = "amount" if body.amount is not None else "tickets"
+            errors = range_errors(state, [purchase.case], [["body", field]])
         if errors:
             return unprocessable(errors)
         case = purchase.case
