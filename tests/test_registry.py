@@ -12,6 +12,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -213,8 +214,6 @@ def test_download_model_round_trip(registered: dict, server: dict, tiny_checkpoi
     """``download_model`` uses the tracking URI it is given, whatever MLflow's global registry URI says."""
     import mlflow
 
-    from lottogpt.inference import load_engine
-
     elsewhere = f"sqlite:///{tmp_path / 'elsewhere.db'}"
     mlflow.set_registry_uri(elsewhere)
     try:
@@ -222,8 +221,8 @@ def test_download_model_round_trip(registered: dict, server: dict, tiny_checkpoi
         for name in registry.CHECKPOINT_FILES:
             assert (local / name).read_bytes() == (tiny_checkpoint / name).read_bytes()
         assert (registry.download_model("models:/lottogpt/2", tmp_path / "v2", server["uri"]) / "config.json").exists()
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", server["uri"])  # what load_engine's download follows
-        assert answers(load_engine("model", "models:/lottogpt@champion", "cpu")) == expected
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", server["uri"])  # what open_engine's download follows
+        assert answers(registry.open_engine("model", "models:/lottogpt@champion", "cpu")) == expected
     finally:
         mlflow.set_registry_uri(server["uri"])
 
@@ -257,3 +256,75 @@ def test_input_example_is_a_valid_case() -> None:
     """The input example the model is logged with is a valid kata case."""
     for example in registry.EXAMPLE_CASES:
         kata.Case.create(example["tickets"], example["winning"], example["bonus"])
+
+
+@pytest.fixture(scope="module")
+def client(server: dict) -> Any:
+    """A client of the real server's model registry, for the promotion rules' edge cases."""
+    import mlflow
+
+    server["wait"]()
+    return mlflow.MlflowClient(server["uri"], server["uri"])
+
+
+def new_version(client: Any, name: str, tag: str | None = None, run_metric: float | None = None) -> str:
+    """A version of ``name`` whose score lives in its tag, in its run's metric, or nowhere."""
+    experiment = client.get_experiment_by_name("promotion-edges")
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment("promotion-edges")
+    run = client.create_run(experiment_id)
+    if run_metric is not None:
+        client.log_metric(run.info.run_id, registry.SELECTION_METRIC, run_metric)
+    client.set_terminated(run.info.run_id)
+    registry._registered_model(client, name)
+    tags = {} if tag is None else {"test_exact_match": tag}
+    version = client.create_model_version(name, source=f"{run.info.artifact_uri}/model",
+                                          run_id=run.info.run_id, tags=tags)
+    return str(version.version)
+
+
+def alias_of(client: Any, name: str, alias: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def test_a_tie_with_the_champion_is_a_challenger(client: Any) -> None:
+    """'Strictly higher': an equal score does not move the champion, whether its score is a tag or a metric."""
+    for name, champion_score in (("tie-tag", {"tag": "0.5"}), ("tie-metric", {"tag": "", "run_metric": 0.5})):
+        first = new_version(client, name, **champion_score)
+        assert registry.promote(client, first, 0.5, name)["alias"] == "champion"
+        second = new_version(client, name, tag="0.5")
+        record = registry.promote(client, second, 0.5, name)
+        assert (record["alias"], record["previous_champion_exact_match"]) == ("challenger", 0.5), name
+        assert (alias_of(client, name, "champion"), alias_of(client, name, "challenger")) == (first, second)
+
+
+def test_a_champion_without_a_score_gives_way(client: Any) -> None:
+    """A champion with no test exact match (no tag, no run metric) cannot be compared: the new version wins."""
+    name = "no-score"
+    first = new_version(client, name)
+    client.set_registered_model_alias(name, "champion", first)
+    assert registry.version_score(client, client.get_model_version(name, first)) is None
+    second = new_version(client, name, tag="0.1")
+    record = registry.promote(client, second, 0.1, name)
+    assert record == {"alias": "champion", "previous_champion_version": int(first),
+                      "previous_champion_exact_match": None}
+    assert alias_of(client, name, "champion") == second
+
+
+def test_a_promoted_challenger_loses_its_challenger_alias(client: Any) -> None:
+    """One version never holds both aliases: promoting the challenger removes 'challenger'."""
+    name = "promoted-challenger"
+    first, second = new_version(client, name, tag="0.5"), new_version(client, name, tag="0.4")
+    registry.promote(client, first, 0.5, name)
+    assert registry.promote(client, second, 0.4, name)["alias"] == "challenger"
+    client.delete_registered_model_alias(name, "champion")  # the champion retired by hand
+    record = registry.promote(client, second, 0.4, name)  # then the challenger's stage is rerun
+    assert (record["alias"], record["previous_champion_version"]) == ("champion", None)
+    assert (alias_of(client, name, "champion"), alias_of(client, name, "challenger")) == (second, None)
+    third = new_version(client, name, tag="0.3")  # the next weaker version becomes the challenger
+    assert registry.promote(client, third, 0.3, name)["alias"] == "challenger"
+    assert (alias_of(client, name, "champion"), alias_of(client, name, "challenger")) == (second, third)
