@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from lottogpt import kata
+
+from .conftest import OFFICIAL_EXAMPLE, ROOT
+
+SHARED_EXAMPLE = ROOT.parent / "shared" / "kata" / "official_example.json"
+
+
+@pytest.mark.skipif(not SHARED_EXAMPLE.exists(), reason="no ../shared/kata checkout next to the repo")
+def test_the_kept_example_is_the_published_one() -> None:
+    """tests/data keeps a copy of the published example; it must not drift from ../shared's."""
+    assert json.loads(OFFICIAL_EXAMPLE.read_text(encoding="utf-8")) == json.loads(
+        SHARED_EXAMPLE.read_text(encoding="utf-8"))
 
 
 def test_official_example(official: dict) -> None:
