@@ -28,6 +28,28 @@ def test_same_params_same_bytes(tmp_path: Path, tiny_corpus: Path) -> None:
     assert len(_digest(tiny_corpus)) == 4
 
 
+class _CountedPool(data.ProcessPoolExecutor):
+    started = 0
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        _CountedPool.started += 1
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_the_process_pool_writes_the_same_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A split above the pool's 20,000-case chunk is rendered in 2 processes: the bytes of 1 process."""
+    big = dataclasses.replace(TINY, n_train=20_300, n_val=10, n_test=10, n_test_natural=10, max_tickets=4)
+    monkeypatch.setattr(data, "ProcessPoolExecutor", _CountedPool)
+    monkeypatch.setattr(_CountedPool, "started", 0)
+    data.write_corpus(big, tmp_path / "serial", workers=1)
+    assert _CountedPool.started == 0
+    data.write_corpus(big, tmp_path / "parallel", workers=2)
+    assert _CountedPool.started == 1  # the train split went through the pool, the small ones did not
+    assert _digest(tmp_path / "parallel") == _digest(tmp_path / "serial")
+    assert pl.read_parquet(tmp_path / "parallel" / "train.parquet").height == 20_300
+
+
 def test_other_seed_other_bytes(tmp_path: Path, tiny_corpus: Path) -> None:
     other = DataParams(**{**TINY.__dict__, "seed": 8})
     data.write_corpus(other, tmp_path, workers=1)
