@@ -36,7 +36,7 @@ class DataParams:
     n_test: int = 2_000
     n_test_natural: int = 2_000
     min_tickets: int = 1
-    max_tickets: int = 10
+    max_tickets: int = 20
     # Weights of how many numbers (0..6) a stratified ticket shares with the winning numbers.
     match_weights: list[float] = field(default_factory=lambda: [1.0] * 7)
     bonus_prob: float = 0.3
@@ -59,7 +59,7 @@ class ModelParams:
     n_layer: int = 4
     n_head: int = 4
     n_embd: int = 128
-    block_size: int = 512
+    block_size: int = 576
     dropout: float = 0.0
     rope: bool = True
     prev_token: bool = True  # add an embedding of the previous token (sharp induction keys)
