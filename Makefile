@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro gpu test lint
+.PHONY: setup repro gpu test test-fast lint
 
 $(BIN)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -25,3 +25,7 @@ lint: setup
 
 test: lint
 	python -m pytest -q
+
+# While developing: everything but the tests marked slow (they train a model or start processes or servers).
+test-fast: lint
+	python -m pytest -q -m "not slow"

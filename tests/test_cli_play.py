@@ -102,6 +102,7 @@ def test_huge_amount_is_refused_not_allocated() -> None:
     assert "[ERROR] 한 번에 10,000장까지" in output
 
 
+@pytest.mark.slow
 def test_model_engine_on_tiny_checkpoint(tiny_checkpoint: Path) -> None:
     # 9 tickets are outside the tiny model's trained range (1..8): the error names the range, then the same question
     typed = "9000\n8000\n1,2,3,4,5,6\n7\n"
@@ -130,6 +131,7 @@ def test_missing_model_and_unknown_engine(tmp_path: Path) -> None:
     assert code == 2 and "unknown engine" in output
 
 
+@pytest.mark.slow
 def test_a_device_this_torch_cannot_use_is_one_error_line(tiny_checkpoint: Path) -> None:
     code, output = play("--model", str(tiny_checkpoint), "--device", "tpu", input=OFFICIAL_INPUT)
     assert code == 2 and "[ERROR] unknown device 'tpu': use auto, cpu, cuda, cuda:N or mps" in output
@@ -158,6 +160,7 @@ def test_eval_reference_on_jsonl(tmp_path: Path) -> None:
     assert json.loads(bad.stdout)["metrics"]["bad_lines"] == 1
 
 
+@pytest.mark.slow
 def test_eval_model_on_corpus_split(tiny_checkpoint: Path, tiny_corpus: Path) -> None:
     split = tiny_corpus / "test.parquet"
     result = CliRunner().invoke(app, ["eval", str(split), "--model", str(tiny_checkpoint), "--max-cases", "6",
@@ -168,6 +171,7 @@ def test_eval_model_on_corpus_split(tiny_checkpoint: Path, tiny_corpus: Path) ->
     assert {"format_valid", "counts_exact", "line_rate"} <= set(metrics)
 
 
+@pytest.mark.slow
 def test_info_of_the_tiny_model(tiny_checkpoint: Path) -> None:
     result = CliRunner().invoke(app, ["info", "--model", str(tiny_checkpoint), "--device", "cpu", "--json"])
     assert result.exit_code == 0, result.output
@@ -187,6 +191,7 @@ def test_serve_refuses_without_a_model(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "unknown engine" in result.output
 
 
+@pytest.mark.slow
 def test_speculative_engine_answers_as_the_plain_one(tiny_checkpoint: Path) -> None:
     from lottogpt.inference import ModelEngine, ngram_drafter
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from lottogpt.cli import app
@@ -55,6 +56,7 @@ def test_bad_lines_fail_alone(tmp_path: Path) -> None:
     assert "당첨 번호와 중복" in answers[4]["error"]
 
 
+@pytest.mark.slow
 def test_console_script_runs_as_installed() -> None:
     process = subprocess.run([sys.executable, "-m", "lottogpt.cli", "predict"], input=json.dumps(GOOD) + "\n",
                              capture_output=True, text=True, timeout=60, check=False)
