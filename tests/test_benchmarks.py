@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from . import procs
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
@@ -19,8 +20,8 @@ pytestmark = pytest.mark.slow
 
 def run_script(name: str, out: Path, *args: str, timeout: float = 120) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), "--out", str(out), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    done = procs.run([sys.executable, str(BENCH / f"{name}.py"), "--out", str(out), *args], timeout=timeout,
+                     cwd=ROOT, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert str(out / f"{name}.json") in done.stdout  # the summary names the file it wrote
     result = json.loads((out / f"{name}.json").read_text(encoding="utf-8"))
@@ -74,8 +75,8 @@ def test_decode_latency(tmp_path: Path, tiny_checkpoint: Path) -> None:
 
 
 def test_decode_latency_without_checkpoint_says_what_to_do(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, str(BENCH / "decode_latency.py"), "--checkpoint", str(tmp_path / "none"),
-                           "--out", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = procs.run([sys.executable, str(BENCH / "decode_latency.py"), "--checkpoint", str(tmp_path / "none"),
+                      "--out", str(tmp_path)], timeout=120, cwd=ROOT)
     assert done.returncode != 0 and "--random-init" in done.stderr
     assert not (tmp_path / "decode_latency.json").exists()
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from . import procs
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,7 +61,8 @@ def write_tiny_params(path: Path) -> None:
 
 
 def run(args: list[str], cwd: Path, env: dict[str, str]) -> str:
-    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    """Run a dvc or git command; on a hang (or a failing test) it and the stages it started are killed."""
+    done = procs.run(args, timeout=600, cwd=cwd, env=env)
     if done.returncode:
         pytest.fail(f"{' '.join(args)} failed ({done.returncode}) in {cwd}:\n{done.stdout}\n{done.stderr}")
     return done.stdout
