@@ -18,7 +18,7 @@ from typing import Annotated, TextIO, TypeVar
 
 import typer
 
-from lottogpt import checkpoint, evaluate, kata, progress, registry
+from lottogpt import checkpoint, common, evaluate, kata, progress, registry
 from lottogpt.cases import predict_lines, predict_tracked, read_cases
 from lottogpt.inference import Engine, Prediction
 
@@ -335,6 +335,10 @@ def serve(
     max_wait_ms: Annotated[float, typer.Option(help="How long a request waits to share a batch.", min=0)] = 5.0,
     speculative: Annotated[bool, typer.Option(help=(
         "Decode a case alone in its batch speculatively: the same answer in fewer forward passes."))] = True,
+    threads: Annotated[int, typer.Option(help=(
+        "torch CPU threads (0: torch's default, one per core). 1 because decoding is many small products: on a "
+        "2-core machine one thread is as fast alone and does not collapse when other work takes a core."),
+        min=0)] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve the playground page at / and the HTTP API (POST /v1/predict, /v1/play, /v1/console; GET /healthz,
@@ -357,6 +361,7 @@ def serve(
             typer.echo(f"[ERROR] {error}, or mount a models/ folder", err=True)
             raise typer.Exit(2) from None
     _log_like_uvicorn(log_level.lower())
+    common.set_threads(threads)  # process-wide, so the inference thread (started later) has it too
     settings = Settings(engine=engine, model=model, device=device, max_batch_size=max_batch_size,
                         max_wait_ms=max_wait_ms, speculative=speculative)
     config = uvicorn.Config(create_app(settings=settings), host=host, port=port, log_level=log_level.lower(),
