@@ -179,6 +179,10 @@ def _assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor])
         assert torch.equal(a[name], b[name]), name
 
 
+def _final_loss(work: Path) -> float:
+    return json.loads((work / "results" / "train" / "metrics.json").read_text())["final_loss"]
+
+
 def _assert_finished(work: Path, steps: int) -> None:
     assert json.loads((work / "results" / "train" / "metrics.json").read_text())["steps"] == steps
     curve = (work / "results" / "train" / "curve.csv").read_text().splitlines()[1:]
@@ -195,14 +199,14 @@ KILL_POINTS = [("state-written@20", 10), ("state-replaced@20", 20), ("weights-wr
 
 @pytest.fixture(scope="module")
 def uninterrupted(tiny_corpus: Path, tiny_tokenizer: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """The weights of never-interrupted single-process runs of the RESUME params, per optimizer."""
+    """The weights and final loss of never-interrupted single-process runs of the RESUME params, per optimizer."""
     out = tmp_path_factory.mktemp("uninterrupted")
-    weights = {}
+    runs = {}
     for optimizer in ("adamw", "muon"):
-        train.train(tiny_params(**RESUME, optimizer=optimizer), tiny_corpus, tiny_tokenizer, out / optimizer / "ck",
-                    out / optimizer / "results")
-        weights[optimizer] = _weights(out / optimizer / "ck")
-    return weights
+        metrics = train.train(tiny_params(**RESUME, optimizer=optimizer), tiny_corpus, tiny_tokenizer,
+                              out / optimizer / "ck", out / optimizer / "results")
+        runs[optimizer] = {"weights": _weights(out / optimizer / "ck"), "final_loss": metrics["final_loss"]}
+    return runs
 
 
 @pytest.mark.slow
@@ -222,7 +226,8 @@ def test_a_run_sigkilled_anywhere_in_a_save_resumes_to_the_same_weights(
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming from step {resumed_from}" in resumed.stderr
     _assert_finished(work, 30)
-    _assert_same_weights(_weights(work / "models" / "checkpoint"), uninterrupted[optimizer])
+    _assert_same_weights(_weights(work / "models" / "checkpoint"), uninterrupted[optimizer]["weights"])
+    assert _final_loss(work) == uninterrupted[optimizer]["final_loss"]  # the loss average resumes too
 
 
 DDP = {"max_steps": 40, "checkpoint_interval": 4, "eval_interval": 1000}
@@ -292,6 +297,7 @@ def test_ddp_sigkilled_and_restarted_ends_like_the_uninterrupted_run(
     assert set(digests) == {"0", "1"} and digests["0"] == digests["1"]
     _assert_finished(work, 40)
     _assert_same_weights(_weights(work / "models" / "checkpoint"), ddp_uninterrupted["weights"])
+    assert _final_loss(work) == _final_loss(ddp_uninterrupted["work"])
 
 
 @pytest.mark.slow

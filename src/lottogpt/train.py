@@ -289,6 +289,7 @@ class RunState:
     step: int = 0
     elapsed: float = 0.0  # seconds trained by the runs this one resumes
     curve: list[dict] = field(default_factory=list)
+    smooth_loss: float | None = None  # the loss's moving average: metrics.json's final_loss
 
 
 def resume(out_dir: Path, model: GPT, optimizers: list[torch.optim.Optimizer], sampler: Sampler, rt: Runtime,
@@ -317,7 +318,7 @@ def resume(out_dir: Path, model: GPT, optimizers: list[torch.optim.Optimizer], s
     torch.set_rng_state(rng["torch"])
     if rng["cuda"] is not None and rt.device.type == "cuda":
         torch.cuda.set_rng_state(rng["cuda"])
-    return RunState(int(state["step"]), float(state["elapsed"]), list(state["curve"]))
+    return RunState(int(state["step"]), float(state["elapsed"]), list(state["curve"]), state["smooth_loss"])
 
 
 def save_resume_state(out_dir: Path, model: GPT, optimizers: list[torch.optim.Optimizer], sampler: Sampler,
@@ -329,8 +330,8 @@ def save_resume_state(out_dir: Path, model: GPT, optimizers: list[torch.optim.Op
     if rt.dist.main:
         checkpoint.save_state(out_dir, {
             "model": model.state_dict(), "optimizers": [o.state_dict() for o in optimizers], "step": run.step,
-            "elapsed": run.elapsed, "curve": run.curve, "rng": rngs, "fingerprint": expected,
-            "world_size": rt.dist.world_size})
+            "elapsed": run.elapsed, "curve": run.curve, "smooth_loss": run.smooth_loss, "rng": rngs,
+            "fingerprint": expected, "world_size": rt.dist.world_size})
 
 
 def train(params: Params, corpus_dir: str | Path, tokenizer_dir: str | Path, out_dir: str | Path,
@@ -352,7 +353,7 @@ def train(params: Params, corpus_dir: str | Path, tokenizer_dir: str | Path, out
 
     progress.note(f"training {raw_model.num_params():,} parameters on {rt.device} (world size "
                   f"{rt.dist.world_size}), {len(inputs.train_set):,} cases, steps {run.step}->{cfg.max_steps}")
-    tokens_seen, smooth_loss, stopped_early = 0, None, False
+    tokens_seen, stopped_early = 0, False
     model.train()
     with progress.track("train", cfg.max_steps - run.step, unit="steps") as task:
         for step in range(run.step, cfg.max_steps):
@@ -373,14 +374,14 @@ def train(params: Params, corpus_dir: str | Path, tokenizer_dir: str | Path, out
                 optimizer.step()
             tokens_seen += x.numel()
             value = loss.item()
-            smooth_loss = value if smooth_loss is None else 0.95 * smooth_loss + 0.05 * value
+            run.smooth_loss = value if run.smooth_loss is None else 0.95 * run.smooth_loss + 0.05 * value
             run.step = done = step + 1
             row = {"step": done, "loss": round(value, 5), "lr": round(lr, 6)}
             if rt.dist.main and (done % cfg.eval_interval == 0 or done == cfg.max_steps):
                 row.update(validation(raw_model, inputs, rt.device, params))
             run.curve.append(row)
             run.elapsed = elapsed_before + clock()
-            task.advance(1, step=done, loss=round(smooth_loss, 4),
+            task.advance(1, step=done, loss=round(run.smooth_loss, 4),
                          tok_s=round(tokens_seen * rt.dist.world_size / max(clock(), 1e-9)),
                          **{k: v for k, v in row.items() if k.startswith("val_")})
             if done % cfg.checkpoint_interval == 0 and done < cfg.max_steps:
@@ -392,7 +393,7 @@ def train(params: Params, corpus_dir: str | Path, tokenizer_dir: str | Path, out
 
     tokens_per_second = tokens_seen * rt.dist.world_size / max(clock(), 1e-9)
     return finish(params, raw_model, inputs, rt, run, out_dir, tokenizer_dir, Path(results_dir), {
-        "steps": run.step, "final_loss": round(smooth_loss or float("nan"), 5),
+        "steps": run.step, "final_loss": round(run.smooth_loss or float("nan"), 5),
         "tokens_per_second": round(tokens_per_second, 1), "wall_seconds": round(elapsed_before + clock(), 1),
         "stopped_early": stopped_early})
 
