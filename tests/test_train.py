@@ -345,13 +345,19 @@ def test_yaml_1_2_floats_from_dvc_exp_set_param(tmp_path: Path) -> None:
 
 def test_bad_params_are_named(tmp_path: Path) -> None:
     path = tmp_path / "params.yaml"
-    path.write_text((ROOT / "params.yaml").read_text().replace("n_layer: 4", "n_layer: four"))
+
+    def edited(pattern: str, line: str) -> str:
+        text, count = re.subn(pattern, line, (ROOT / "params.yaml").read_text())
+        assert count == 1, pattern  # the edit happened, whatever today's value
+        return text
+
+    path.write_text(edited(r"(?m)^  n_layer: .*$", "  n_layer: four"))
     with pytest.raises(params.ParamsError, match=r"params\.model\.n_layer"):
         params.load(path)
-    path.write_text((ROOT / "params.yaml").read_text().replace("n_layer: 4", "n_layers: 4"))
+    path.write_text(edited(r"(?m)^  n_layer: (.*)$", r"  n_layers: \1"))
     with pytest.raises(params.ParamsError, match="n_layers"):
         params.load(path)
-    path.write_text((ROOT / "params.yaml").read_text().replace("max_tickets: 10", "max_tickets: 99"))
+    path.write_text(edited(r"(?m)^  max_tickets: .*$", "  max_tickets: 99"))
     with pytest.raises(params.ParamsError, match="max_tickets"):
         params.load(path)
 
