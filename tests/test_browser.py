@@ -10,18 +10,16 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from lottogpt import kata
 from lottogpt.inference import ReferenceEngine
 from lottogpt.serving import Settings, create_app
+
+from .servers import uvicorn_in_thread
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "results" / "playground.png"
@@ -53,23 +51,8 @@ def browser_or_skip() -> tuple[str, Path]:
 def server() -> Iterator[str]:
     """A real uvicorn on 127.0.0.1 (a free port) serving the reference engine; stopped afterwards."""
     app = create_app(ReferenceEngine, Settings(engine="reference", max_tickets=20, background_load=False))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
-    assert not thread.is_alive(), "uvicorn did not stop"
+    with uvicorn_in_thread(app) as base:
+        yield base
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -14,7 +13,6 @@ from pathlib import Path
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import not_a_server_error, response_schema_conformance
@@ -22,6 +20,8 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 from lottogpt import kata
 from lottogpt.inference import ReferenceEngine, load_engine
 from lottogpt.serving import Settings, create_app
+
+from .servers import uvicorn_in_thread
 
 WIN = [1, 2, 3, 4, 5, 6]
 OFFICIAL = {"tickets": [list(t) for t in kata.OFFICIAL_TICKETS], "winning": WIN, "bonus": 7}
@@ -334,22 +334,11 @@ def test_model_range_is_named(model: TestClient) -> None:
 @pytest.mark.slow
 def test_real_server_concurrent_answers_equal_serial(tiny_checkpoint: Path) -> None:
     app = create_app(str(tiny_checkpoint), Settings(device="cpu", max_batch_size=256, max_wait_ms=20))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
     rng = random.Random(11)
     # the tiny model never says EOS, so every decode runs to the end of its window: few distinct cases
     distinct = [random_case(rng, n) for n in (2, 6) for _ in range(4)]  # 8 cases, 2 prompt lengths
-    try:
+    with uvicorn_in_thread(app) as base:
         with httpx.Client(base_url=base, timeout=30) as client:
-            deadline = time.monotonic() + 30
-            while not server.started:
-                assert time.monotonic() < deadline and thread.is_alive()
-                time.sleep(0.02)
             wait_ready(client)
             serial = [client.post("/v1/predict", json=case).json() for case in distinct]
         requests = [distinct[i % len(distinct)] for i in range(200)]
@@ -368,10 +357,6 @@ def test_real_server_concurrent_answers_equal_serial(tiny_checkpoint: Path) -> N
         batching = httpx.get(f"{base}/info").json()["batching"]
         assert batching["largest_batch"] > 1, batching  # concurrent requests did share forward passes
         assert batching["batches"] < len(distinct) + len(requests)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-    assert not thread.is_alive(), "uvicorn did not stop"
     assert app.state.lotto.stopping and app.state.lotto.batcher._task.done()
 
 
