@@ -151,8 +151,8 @@ def test_prize_share_draws_every_prize_combination_alike() -> None:
 
 
 # The cases of PRIZELESS as drawn before data.prize_share existed (sha256 of their repr, from commit ae1ed8a).
-PRIZELESS = DataParams(seed=5, n_train=2000, n_val=200, n_test=200, n_test_natural=200, natural_share=0.2,
-                       prize_share=0.0)
+PRIZELESS = DataParams(seed=5, n_train=2000, n_val=200, n_test=200, n_test_natural=200, max_tickets=10,
+                       natural_share=0.2, prize_share=0.0)
 PRIZELESS_SHA256 = "8119c3b44fe26bfe6dedd60646c127ecd16cf584c7c06e00f202f966a1f1e308"
 
 

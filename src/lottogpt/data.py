@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from lottogpt import formats, kata, progress
+from lottogpt import coverage, formats, kata, progress
 from lottogpt.params import DataParams
 
 SPLITS = ("train", "val", "test", "test_natural")
@@ -47,15 +47,22 @@ def draw_prize_matches(rng: np.random.Generator, n_tickets: np.ndarray,
     """Per-ticket matches and bonus flags for cases whose prize counts are drawn uniformly.
 
     ``n`` tickets can win the five prizes in C(n+5, 5) ways (the counts of the five statistics lines);
-    stars and bars picks one uniformly, and the tickets in the case are shuffled. Losing tickets share 0..2
-    numbers; the bonus goes to a ticket of 0..4 matches with probability ``bonus_prob``.
+    stars and bars picks one uniformly, and the tickets in the case are shuffled.
     """
     kinds = []
     for n in n_tickets.tolist():
         bars = np.sort(rng.choice(n + 5, 5, replace=False))
         parts = np.diff(bars, prepend=-1, append=n + 5) - 1  # five prize counts, then the losers
         kinds.append(rng.permutation(np.repeat(np.arange(6), parts)))
-    kind = np.concatenate(kinds)
+    return kind_matches(rng, np.concatenate(kinds), bonus_prob)
+
+
+def kind_matches(rng: np.random.Generator, kind: np.ndarray, bonus_prob: float) -> tuple[np.ndarray, np.ndarray]:
+    """Matches and bonus flags of tickets of a given kind (0..4: the 5th..1st prize, 5: losing).
+
+    Losing tickets share 0..2 numbers; the bonus goes to a ticket of 0..4 matches with probability
+    ``bonus_prob``.
+    """
     prize = np.minimum(kind, 4)
     losing = kind == 5
     matches = np.where(losing, rng.integers(0, 3, len(kind)), _PRIZE_TICKETS[prize, 0])
@@ -79,8 +86,7 @@ def draw_cases(rng: np.random.Generator, params: DataParams, size: int, draw: st
     if draw not in DRAWS:
         raise ValueError(f"unknown draw {draw!r}; choose one of {DRAWS}")
     n_tickets = rng.integers(params.min_tickets, params.max_tickets + 1, size)
-    order = rng.random((size, kata.NUMBER_MAX)).argsort(axis=1) + 1
-    winning, bonus, others = np.sort(order[:, :6], axis=1), order[:, 6], order[:, 7:]
+    winning, bonus, others = _draw_winning(rng, size)
     owner = np.repeat(np.arange(size), n_tickets)
     count = len(owner)
     if draw == "natural":
@@ -92,30 +98,79 @@ def draw_cases(rng: np.random.Generator, params: DataParams, size: int, draw: st
             weights = np.asarray(params.match_weights, dtype=float)
             matches = rng.choice(7, size=count, p=weights / weights.sum())[:, None]
             has_bonus = ((matches < 6) & (rng.random((count, 1)) < params.bonus_prob)).astype(int)
-        from_winning = np.take_along_axis(winning[owner], rng.random((count, 6)).argsort(axis=1), axis=1)
-        from_others = np.take_along_axis(others[owner], rng.random((count, 38)).argsort(axis=1), axis=1)
-        slot = np.arange(6)[None, :]
-        other_slot = np.clip(slot - matches - has_bonus, 0, 37)
-        tickets = np.where(slot < matches, from_winning, np.take_along_axis(from_others, other_slot, axis=1))
-        tickets = np.where((slot == matches) & (has_bonus == 1), bonus[owner][:, None], tickets)
-    tickets = np.sort(tickets, axis=1).tolist()
+        tickets = _build_tickets(rng, winning, bonus, others, owner, matches, has_bonus)
+    return _assemble(np.sort(tickets, axis=1).tolist(), n_tickets.tolist(), winning, bonus)
+
+
+def _draw_winning(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Winning numbers (sorted), the bonus and the 38 other numbers of ``size`` cases."""
+    order = rng.random((size, kata.NUMBER_MAX)).argsort(axis=1) + 1
+    return np.sort(order[:, :6], axis=1), order[:, 6], order[:, 7:]
+
+
+def _build_tickets(rng: np.random.Generator, winning: np.ndarray, bonus: np.ndarray, others: np.ndarray,
+                   owner: np.ndarray, matches: np.ndarray, has_bonus: np.ndarray) -> np.ndarray:
+    """Tickets taking ``matches`` of their case's winning numbers, the bonus if ``has_bonus``, the rest others."""
+    count = len(owner)
+    from_winning = np.take_along_axis(winning[owner], rng.random((count, 6)).argsort(axis=1), axis=1)
+    from_others = np.take_along_axis(others[owner], rng.random((count, 38)).argsort(axis=1), axis=1)
+    slot = np.arange(6)[None, :]
+    other_slot = np.clip(slot - matches - has_bonus, 0, 37)
+    tickets = np.where(slot < matches, from_winning, np.take_along_axis(from_others, other_slot, axis=1))
+    return np.where((slot == matches) & (has_bonus == 1), bonus[owner][:, None], tickets)
+
+
+def _assemble(tickets: list[list[int]], n_tickets: list[int], winning: np.ndarray,
+              bonus: np.ndarray) -> list[kata.Case]:
     cases, start = [], 0
-    for index, n in enumerate(n_tickets.tolist()):
+    for index, n in enumerate(n_tickets):
         case_tickets = tuple(tuple(t) for t in tickets[start:start + n])
         cases.append(kata.Case(case_tickets, tuple(winning[index].tolist()), int(bonus[index])))
         start += n
     return cases
 
 
-def generate_cases(params: DataParams) -> dict[str, list[kata.Case]]:
+# Share of the coverage cases whose tickets of one kind are all one ticket, bought again and again (people
+# who pick their numbers by hand do): a case the other draws almost never make.
+REPEAT_SHARE = 0.5
+
+
+def draw_composed(rng: np.random.Generator, compositions: list[tuple[int, ...]], bonus_prob: float) -> list[kata.Case]:
+    """One case per prize composition (counts of the five ranks, then of losing tickets), tickets shuffled.
+
+    In :data:`REPEAT_SHARE` of the cases every ticket of a kind is a copy of the first ticket of that kind.
+    """
+    n_tickets = [sum(c) for c in compositions]
+    size = len(compositions)
+    winning, bonus, others = _draw_winning(rng, size)
+    owner = np.repeat(np.arange(size), n_tickets)
+    kind = np.concatenate([rng.permutation(np.repeat(np.arange(6), c)) for c in compositions] or [np.zeros(0, int)])
+    matches, has_bonus = kind_matches(rng, kind, bonus_prob)
+    tickets = np.sort(_build_tickets(rng, winning, bonus, others, owner, matches, has_bonus), axis=1)
+    repeat = rng.random(size) < REPEAT_SHARE
+    first: dict[tuple[int, int], int] = {}
+    rows = []
+    for row, (case, k) in enumerate(zip(owner.tolist(), kind.tolist(), strict=True)):
+        rows.append(first.setdefault((case, k), row) if repeat[case] else row)
+    return _assemble(tickets[rows].tolist(), n_tickets, winning, bonus)
+
+
+def generate_cases(params: DataParams, workers: int = 1) -> dict[str, list[kata.Case]]:
     """All splits, deterministic for the params, with no case in two splits."""
+    return draw_corpus(params, workers)[0]
+
+
+def draw_corpus(params: DataParams, workers: int = 1) -> tuple[dict[str, list[kata.Case]], coverage.Coverage | None]:
+    """All splits, and the fact coverage of ``train`` when the coverage top-up counted it (else None)."""
     with progress.track("drawing cases", sum(split_size(params, s) for s in SPLITS)) as task:
-        return _generate_cases(params, task)
+        return _generate_cases(params, task, workers)
 
 
-def _generate_cases(params: DataParams, task: progress.Task) -> dict[str, list[kata.Case]]:
+def _generate_cases(params: DataParams, task: progress.Task,
+                    workers: int) -> tuple[dict[str, list[kata.Case]], coverage.Coverage | None]:
     seen: set[kata.Case] = set()
     splits: dict[str, list[kata.Case]] = {}
+    counts = None
     for split in _DRAW_ORDER:
         rng = np.random.default_rng([params.seed, _SPLIT_STREAM[split]])
         target = split_size(params, split)
@@ -135,10 +190,102 @@ def _generate_cases(params: DataParams, task: progress.Task) -> dict[str, list[k
         for (draw, stream, _), size in zip(mixed_in, sizes, strict=True):
             if size:
                 extra_rng = np.random.default_rng([params.seed, _SPLIT_STREAM[split], stream])
-                cases += _draw_distinct(extra_rng, params, size, draw, seen, split, task)
+                extra = _draw_distinct(extra_rng, params, size, draw, seen, split, task)
+                if draw == "prizes" and split == "train" and params.coverage_floor:
+                    counts = train_coverage(cases + extra, params.answer_format, workers)
+                    cover_rng = np.random.default_rng([params.seed, _SPLIT_STREAM[split], 3])
+                    extra = cover(cover_rng, params, counts, seen, extra)
+                cases += extra
                 cases = [cases[i] for i in extra_rng.permutation(len(cases))]
         splits[split] = cases
-    return {split: splits[split] for split in SPLITS}
+    return {split: splits[split] for split in SPLITS}, counts
+
+
+def _chunk_coverage(job: tuple[list[kata.Case], str]) -> coverage.Coverage:
+    cases, answer_format = job
+    return coverage.count(formats.render_completion(case, answer_format) for case in cases)
+
+
+def train_coverage(cases: list[kata.Case], answer_format: str, workers: int = 1) -> coverage.Coverage:
+    """The fact coverage of ``cases``, counted on their rendered completions (in ``workers`` processes)."""
+    chunk = 20_000
+    jobs = [(cases[start:start + chunk], answer_format) for start in range(0, len(cases), chunk)]
+    with progress.track("counting facts", len(cases)) as task:
+        parts = []
+        if workers > 1 and len(jobs) > 1:
+            with ProcessPoolExecutor(workers) as pool:
+                for job, part in zip(jobs, pool.map(_chunk_coverage, jobs), strict=True):
+                    parts.append(part)
+                    task.advance(len(job[0]))
+        else:
+            for job in jobs:
+                parts.append(_chunk_coverage(job))
+                task.advance(len(job[0]))
+    return coverage.merge(parts)
+
+
+def cover(rng: np.random.Generator, params: DataParams, counts: coverage.Coverage, seen: set[kata.Case],
+          replaceable: list[kata.Case]) -> list[kata.Case]:
+    """``replaceable`` with cases that lift every reachable fact to ``data.coverage_floor`` in their place.
+
+    For each fact below the floor (in a fixed order), cases are composed to show it (a composition whose
+    division shows the step; ``k`` tickets of the rank for a tally step or a count value) until it reaches
+    the floor. As many cases of ``replaceable`` (from its end) then make room, skipping any whose removal
+    would take a fact below the floor. The size stays that of ``replaceable``: a small corpus covers what
+    fits (``coverage.json`` says what is left below the floor). ``counts`` is kept up to date.
+    """
+    fmt, floor = params.answer_format, params.coverage_floor
+    possible = coverage.reachable(params.min_tickets, params.max_tickets, fmt)
+    added: list[kata.Case] = []
+    for family, fact in coverage.below(counts, possible, floor):
+        for _ in range(100):
+            need = min(floor - counts[family][fact], len(replaceable) - len(added))
+            if need <= 0 or family not in _TARGETED:
+                break
+            for case in draw_composed(rng, _compositions_for(rng, params, family, fact, need), params.bonus_prob):
+                if case not in seen:
+                    seen.add(case)
+                    added.append(case)
+                    coverage.add(counts, _facts(case, fmt))
+    kept = list(replaceable)
+    for index in range(len(kept) - 1, -1, -1):
+        if len(kept) + len(added) <= len(replaceable):
+            break
+        facts = _facts(kept[index], fmt)
+        coverage.add(counts, facts, -1)
+        if any(counts[family][fact] < floor for family, keys in facts.items() for fact in keys):
+            coverage.add(counts, facts)
+        else:
+            del kept[index]
+    for case in added[len(replaceable) - len(kept):]:  # what did not fit
+        coverage.add(counts, _facts(case, fmt), -1)
+    return kept + added[:len(replaceable) - len(kept)]
+
+
+def _facts(case: kata.Case, answer_format: str) -> coverage.Facts:
+    return coverage.completion_facts(formats.render_completion(case, answer_format))
+
+
+# The families the top-up composes cases for; flags and match counts are common in every draw.
+_TARGETED = ("tally", "count", "division")
+
+
+def _compositions_for(rng: np.random.Generator, params: DataParams, family: str, fact: tuple,
+                      size: int) -> list[tuple[int, ...]]:
+    """``size`` prize compositions whose cases show ``fact``, drawn uniformly among those that do."""
+    if family == "division":
+        n = fact[0]
+        hits = coverage.division_index(n)[fact]
+        return [coverage.composition_list(n)[hits[i]] for i in rng.integers(0, len(hits), size)]
+    rank, k = fact  # k tickets of the rank (a tally step k or a count value k), the rest spread uniformly
+    column = kata.RANK_KEYS.index(rank)
+    found = []
+    for n in rng.integers(max(k, params.min_tickets), params.max_tickets + 1, size).tolist():
+        rest = n - k
+        bars = np.sort(rng.choice(rest + 4, 4, replace=False))
+        parts = (np.diff(bars, prepend=-1, append=rest + 4) - 1).tolist()
+        found.append(tuple([*parts[:column], k, *parts[column:]]))
+    return found
 
 
 def _draw_distinct(rng: np.random.Generator, params: DataParams, target: int, draw: str,
@@ -224,11 +371,14 @@ def to_frame(split: str, cases: list[kata.Case], answer_format: str, workers: in
 
 
 def write_corpus(params: DataParams, out_dir: str | Path, workers: int = 2) -> dict:
-    """Generate every split to ``out_dir/{split}.parquet``; returns statistics for the metrics file."""
+    """Generate every split to ``out_dir/{split}.parquet``; returns statistics for the metrics file.
+
+    ``stats["coverage"]`` is the fact coverage of ``train`` (:func:`coverage.summary`).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    splits = generate_cases(params)
+    splits, counts = draw_corpus(params, workers)
     stats: dict = {"splits": {}}
     for split, cases in splits.items():
         frame = to_frame(split, cases, params.answer_format, workers)
@@ -236,6 +386,10 @@ def write_corpus(params: DataParams, out_dir: str | Path, workers: int = 2) -> d
         frame.write_parquet(out_dir / f"{split}.parquet", compression="zstd", compression_level=9,
                             statistics=False, row_group_size=max(len(frame), 1))
         stats["splits"][split] = split_stats(frame)
+        if split == "train" and counts is None:  # the top-up did not count them: read the rendered text
+            counts = coverage.count(frame["model_completion"])
+    possible = coverage.reachable(params.min_tickets, params.max_tickets, params.answer_format)
+    stats["coverage"] = coverage.summary(counts, possible, params.coverage_floor)
     elapsed = time.perf_counter() - start
     total = sum(len(c) for c in splits.values())
     stats["cases"] = total
@@ -264,8 +418,8 @@ def read_split(corpus_dir: str | Path, split: str, columns: list[str] | None = N
 
 
 def frame_cases(frame: pl.DataFrame) -> list[kata.Case]:
-    """Rebuild kata cases from a corpus frame."""
+    """Rebuild kata cases from a corpus frame, validated and sorted like every other input (``Case.create``)."""
     return [
-        kata.Case(tuple(tuple(t) for t in tickets), tuple(winning), bonus)
+        kata.Case.create(tickets, winning, bonus)
         for tickets, winning, bonus in zip(frame["tickets"], frame["winning"], frame["bonus"], strict=True)
     ]

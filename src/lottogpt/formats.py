@@ -160,6 +160,25 @@ def division_rate(line: str) -> str | None:
     return kata.format_tenths(tenths)
 
 
+def division_steps(line: str) -> tuple[int, list[tuple[int, int, int]]] | None:
+    """The divisor and the steps ``(digit brought down, quotient digit, remainder)`` of a division line."""
+    match = DIVISION_LINE.fullmatch(line)
+    if match is not None:
+        digits = [int(d) for d in match.group(1)]
+        pairs = DIVISION_STEP.findall(match.group(3))
+        steps = [(d, int(q), _unsuperscript(r)) for d, (q, r) in zip(digits, pairs, strict=True)]
+        return int(match.group(2)), steps
+    stepwise = STEPWISE_LINE.fullmatch(line)
+    if stepwise is None:
+        return None
+    steps = [(int(d), int(q), _unsuperscript(r)) for _, d, q, r in STEPWISE_STEP.findall(stepwise.group(2))]
+    return int(stepwise.group(1)), steps
+
+
+def _unsuperscript(text: str) -> int:
+    return int("".join(str(SUPERSCRIPTS.index(c)) for c in text))
+
+
 def work_lines(case: kata.Case, answer_format: str, result: kata.Result | None = None) -> list[str]:
     """The work lines of ``case`` in ``answer_format``, in the order the model writes them."""
     if answer_format == "direct":

@@ -44,6 +44,9 @@ class DataParams:
     natural_share: float = 0.2
     # Share of train and val cases whose prize counts are drawn uniformly (every division line alike).
     prize_share: float = 0.3
+    # Every reachable fact of the answer (coverage.py) occurs at least this often in train: cases composed to
+    # show the rare ones take the place of prize-drawn ones (0 = none).
+    coverage_floor: int = 100
     answer_format: str = "ledger"
 
 
@@ -184,6 +187,8 @@ def validate(params: Params) -> None:
         raise ParamsError("data.natural_share must be within 0..1")
     if not 0 <= data.prize_share <= 1 - data.natural_share:
         raise ParamsError("data.prize_share must be within 0..1 - data.natural_share")
+    if data.coverage_floor < 0:
+        raise ParamsError("data.coverage_floor must be >= 0")
     if data.answer_format not in ANSWER_FORMATS:
         raise ParamsError(f"data.answer_format must be one of {ANSWER_FORMATS}")
     if params.train.count_power < 0:
