@@ -15,7 +15,7 @@ from typing import Protocol
 
 import torch
 
-from lottogpt.model import GPT, KVCache
+from lottogpt.model import GPT, KVCache, RowKVCache
 
 
 class Feeder(Protocol):
@@ -33,12 +33,14 @@ class Feeder(Protocol):
 def greedy_decode(model: GPT, prompts: Sequence[Sequence[int]], eos_id: int, batch_size: int = 64,
                   max_new_tokens: int | None = None, use_cache: bool = True,
                   feeders: Sequence[Feeder] | None = None,
-                  drafter: NGramDrafter | None = None) -> list[list[int]]:
+                  drafter: NGramDrafter | None = None, batch_draft: int = 0) -> list[list[int]]:
     """Greedy completions of ``prompts`` (token ids), each cut at its first EOS (excluded).
 
     With ``feeders`` (one per prompt), a row takes its feeder's forced token instead of the model's
     choice wherever the feeder has one; every row still advances one token a step. With a ``drafter``
-    (and the cache), a prompt alone in its group is decoded by :func:`speculative_decode`.
+    (and the cache), a prompt alone in its group is decoded by :func:`speculative_decode`, and with
+    ``batch_draft`` > 0 a larger group by :func:`speculative_decode_rows` with up to ``batch_draft``
+    guesses a row: the same answers in fewer passes, but wider ones (see benchmarks/README.md).
     """
     model.eval()
     groups: dict[int, list[int]] = defaultdict(list)
@@ -48,15 +50,18 @@ def greedy_decode(model: GPT, prompts: Sequence[Sequence[int]], eos_id: int, bat
     for indices in groups.values():
         for start in range(0, len(indices), batch_size):
             chunk = indices[start:start + batch_size]
-            if drafter is not None and use_cache and len(chunk) == 1:
-                feeder = feeders[chunk[0]] if feeders is not None else None
-                results[chunk[0]], _ = speculative_decode(model, prompts[chunk[0]], eos_id, drafter, feeder,
-                                                          max_new_tokens)
-                continue
-            batch = torch.tensor([list(prompts[i]) for i in chunk], dtype=torch.long)
             rows = [feeders[i] for i in chunk] if feeders is not None else None
-            for i, tokens in zip(chunk, _decode_batch(model, batch, eos_id, max_new_tokens, use_cache, rows),
-                                 strict=True):
+            if drafter is not None and use_cache and len(chunk) == 1:
+                results[chunk[0]], _ = speculative_decode(model, prompts[chunk[0]], eos_id, drafter,
+                                                          rows[0] if rows else None, max_new_tokens)
+                continue
+            if drafter is not None and use_cache and batch_draft > 0:
+                outputs, _ = speculative_decode_rows(model, [prompts[i] for i in chunk], eos_id, drafter, rows,
+                                                     max_new_tokens, batch_draft)
+            else:
+                batch = torch.tensor([list(prompts[i]) for i in chunk], dtype=torch.long)
+                outputs = _decode_batch(model, batch, eos_id, max_new_tokens, use_cache, rows)
+            for i, tokens in zip(chunk, outputs, strict=True):
                 results[i] = tokens
     return results
 
@@ -111,11 +116,17 @@ def _decode_batch(model: GPT, prompt: torch.Tensor, eos_id: int, max_new_tokens:
 
 
 class NGramDrafter:
-    """Guesses the next token from the last 1..``order`` tokens: the most frequent follower in counted text."""
+    """Guesses the next token from the last 1..``order`` tokens: the most frequent follower in counted text.
 
-    def __init__(self, table: dict[tuple[int, ...], int], order: int) -> None:
+    ``shares`` holds how often that follower did follow its context (1.0 where not given): how likely a
+    guess is confirmed, so that batched decoding can stop guessing where a wrong guess is likely.
+    """
+
+    def __init__(self, table: dict[tuple[int, ...], int], order: int,
+                 shares: dict[tuple[int, ...], float] | None = None) -> None:
         self.table = table
         self.order = order
+        self.shares = shares or {}
 
     @classmethod
     def count(cls, sequences: Iterable[Sequence[int]], order: int = 4) -> NGramDrafter:
@@ -125,14 +136,22 @@ class NGramDrafter:
             for end in range(1, len(tokens)):
                 for n in range(1, min(order, end) + 1):
                     followers[tuple(tokens[end - n:end])][tokens[end]] += 1
-        return cls({context: counts.most_common(1)[0][0] for context, counts in followers.items()}, order)
+        top = {context: counts.most_common(1)[0] for context, counts in followers.items()}
+        return cls({context: token for context, (token, _) in top.items()}, order,
+                   {context: n / followers[context].total() for context, (_, n) in top.items()})
 
     def guess(self, history: Sequence[int]) -> int | None:
         """The follower of the longest context seen in counting, or None when not even the last token was."""
+        found = self.lookup(history)
+        return found[0] if found is not None else None
+
+    def lookup(self, history: Sequence[int]) -> tuple[int, float] | None:
+        """:meth:`guess` and its share."""
         for n in range(min(self.order, len(history)), 0, -1):
-            token = self.table.get(tuple(history[-n:]))
+            context = tuple(history[-n:])
+            token = self.table.get(context)
             if token is not None:
-                return token
+                return token, self.shares.get(context, 1.0)
         return None
 
 
@@ -183,16 +202,93 @@ def speculative_decode(model: GPT, prompt: Sequence[int], eos_id: int, drafter: 
     return _cut_at_eos(out, eos_id), passes
 
 
+class _Row:
+    """One row of a batched speculative decoding: its tokens so far, its guesses and its feeder."""
+
+    def __init__(self, prompt: Sequence[int], feeder: Feeder | None) -> None:
+        self.history, self.out, self.feeder = list(prompt), [], feeder
+        self.draft: list[int] = []
+        self.forced = [feeder.forced() if feeder is not None else None]
+        self.done = False
+
+    def accept(self, choices: list[int], eos_id: int, budget: int) -> int:
+        """Take the confirmed guesses and the model's next choice; return how many tokens were taken."""
+        new: list[int] = []
+        for position, guess in enumerate([*self.draft, None]):
+            choice = self.forced[position] if self.forced[position] is not None else choices[position]
+            new.append(choice)
+            if choice != guess or choice == eos_id:
+                break
+        new = new[:budget - len(self.out)]
+        if self.feeder is not None:
+            for token in new:
+                self.feeder.observe(token)
+        self.out += new
+        self.history += new
+        self.done = self.out[-1] == eos_id or len(self.out) >= budget
+        return len(new)
+
+
+@torch.no_grad()
+def speculative_decode_rows(model: GPT, prompts: Sequence[Sequence[int]], eos_id: int, drafter: NGramDrafter,
+                            feeders: Sequence[Feeder | None] | None = None, max_new_tokens: int | None = None,
+                            max_draft: int = 16, min_belief: float = 0.5) -> tuple[list[list[int]], int]:
+    """:func:`speculative_decode` of a batch of prompts of one length, every row at its own position.
+
+    In lockstep a batch re-reads the whole KV cache at every token; here a pass feeds each row its last
+    token plus its own guesses (padded to the longest), so a batch takes as many passes as its slowest
+    row needs with speculation, several times fewer than tokens. Rows keep their own cache lengths
+    (:class:`~lottogpt.model.RowKVCache`). Returns the completions and the passes (prefill included).
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    budget = _budget(model, len(prompts[0]), max_new_tokens)
+    cache = RowKVCache(model.config, len(prompts), len(prompts[0]) + budget + max_draft + 1, device,
+                       next(model.parameters()).dtype)
+    rows = [_Row(p, feeders[i] if feeders is not None else None) for i, p in enumerate(prompts)]
+    logits = model(torch.tensor([list(p) for p in prompts], dtype=torch.long, device=device), cache)[:, -1:]
+    # A row's cache length counts up to its last input; the prefill's last input is the prompt's last token.
+    lengths = [len(prompts[0]) - 1] * len(rows)
+    passes = 1
+    while True:
+        choices = logits.argmax(dim=-1).tolist()
+        for index, row in enumerate(rows):
+            if not row.done:
+                # The cache keeps the last input and the confirmed guesses; the rest of the pass is dropped.
+                lengths[index] += row.accept(choices[index], eos_id, budget)
+        if all(row.done for row in rows):
+            break
+        for row in rows:
+            if not row.done:
+                row.draft, row.forced = _draft(row.history, drafter, row.feeder, eos_id,
+                                               min(max_draft, budget - len(row.out) - 1), min_belief)
+        width = 1 + max(len(row.draft) for row in rows if not row.done)
+        feed = [[row.out[-1], *row.draft] if not row.done else [] for row in rows]
+        feed = [tokens + [0] * (width - len(tokens)) for tokens in feed]
+        cache.keep(lengths, [row.history[-2] for row in rows])
+        logits = model(torch.tensor(feed, dtype=torch.long, device=device), cache)
+        passes += 1
+    return [_cut_at_eos(row.out, eos_id) for row in rows], passes
+
+
 def _draft(history: list[int], drafter: NGramDrafter, feeder: Feeder | None, eos_id: int,
-           size: int) -> tuple[list[int], list[int | None]]:
-    """Up to ``size`` guessed tokens after ``history``, and the feeder's forced token at each of them + 1."""
+           size: int, min_belief: float = 0.0) -> tuple[list[int], list[int | None]]:
+    """Up to ``size`` guessed tokens after ``history``, and the feeder's forced token at each of them + 1.
+
+    Guessing stops where the product of the drafter's shares of the guesses so far (the chance that all
+    are confirmed) would fall below ``min_belief``; forced tokens are certain.
+    """
     trial = copy.copy(feeder)  # a feeder's state is its position; the copy walks the guesses ahead
     draft: list[int] = []
     forced = [trial.forced() if trial is not None else None]
+    belief = 1.0
     while len(draft) < size:
-        token = forced[-1] if forced[-1] is not None else drafter.guess(history[-drafter.order:] + draft)
+        token = forced[-1]
         if token is None:
-            break
+            found = drafter.lookup(history[-drafter.order:] + draft)
+            if found is None or belief * found[1] < min_belief:
+                break
+            token, belief = found[0], belief * found[1]
         draft.append(token)
         if trial is not None:
             trial.observe(token)

@@ -123,14 +123,16 @@ def ngram_drafter(tokenizer: Tokenizer, answer_format: str, min_tickets: int, ma
 
 
 def complete(model: GPT, tokenizer: Tokenizer, cases: list[kata.Case], answer_format: str,
-             batch_size: int = 64, drafter: NGramDrafter | None = None) -> list[str]:
+             batch_size: int = 64, drafter: NGramDrafter | None = None, batch_draft: int = 0) -> list[str]:
     """The model's completions (work lines and answer) for ``cases``, greedy, in ``answer_format``.
 
-    With a ``drafter``, a case alone in its shape group is decoded speculatively (same answer, fewer passes).
+    With a ``drafter``, a case alone in its shape group is decoded speculatively (same answer, fewer passes),
+    and with ``batch_draft`` > 0 so are larger groups (``decode.speculative_decode_rows``).
     """
     prompts = [prompt_tokens(tokenizer, c, answer_format) for c in cases]
     feeders = feeders_for(tokenizer, cases, answer_format)
-    outputs = greedy_decode(model, prompts, tokenizer.eos_id, batch_size, feeders=feeders, drafter=drafter)
+    outputs = greedy_decode(model, prompts, tokenizer.eos_id, batch_size, feeders=feeders, drafter=drafter,
+                            batch_draft=batch_draft)
     return [tokenizer.decode(tokens) for tokens in outputs]
 
 
@@ -170,7 +172,7 @@ class ModelEngine:
     name = "model"
 
     def __init__(self, directory: str | Path, device: str = "auto", batch_size: int = 64,
-                 threads: int = 0, speculative: bool = False) -> None:
+                 threads: int = 0, speculative: bool = False, batch_draft: int = 0) -> None:
         # Decoding runs many small matrix products; one CPU thread avoids spin-waiting on a busy machine.
         set_threads(threads)
         self.directory = Path(directory)
@@ -183,7 +185,10 @@ class ModelEngine:
         self.answer_format = str(self.config.get("answer_format", "scratchpad"))
         # Speculative decoding of lone cases; counting its n-gram table takes about a second on a CPU.
         self.drafter = (ngram_drafter(self.tokenizer, self.answer_format, self.min_tickets, self.max_tickets)
-                        if speculative else None)
+                        if speculative or batch_draft > 0 else None)
+        # Batched speculation (decode.speculative_decode_rows), off by default: on a CPU its wider passes
+        # cost about what its fewer passes save (benchmarks/README.md).
+        self.batch_draft = batch_draft
 
     def check(self, case: kata.Case) -> None:
         """Refuse a case outside the ticket range the model was trained on."""
@@ -196,7 +201,8 @@ class ModelEngine:
     def completions(self, cases: list[kata.Case]) -> list[str]:
         for case in cases:
             self.check(case)
-        return complete(self.model, self.tokenizer, cases, self.answer_format, self.batch_size, self.drafter)
+        return complete(self.model, self.tokenizer, cases, self.answer_format, self.batch_size, self.drafter,
+                        self.batch_draft)
 
     def predict(self, cases: list[kata.Case]) -> list[Prediction]:
         texts = self.completions(cases)

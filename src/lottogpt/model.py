@@ -37,10 +37,12 @@ class KVCache:
     def __init__(self, config: GPTConfig, batch: int, length: int, device: torch.device, dtype: torch.dtype):
         head_dim = config.n_embd // config.n_head
         shape = (batch, config.n_head, length, head_dim)
-        self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
-        self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        # Not zeroed (that cost a tenth of a batch-64 decoding): a position is read only once written.
+        self.keys = [torch.empty(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self.values = [torch.empty(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
         self.length = 0  # positions filled so far
         self.last_tokens = torch.zeros((batch, 1), dtype=torch.long, device=device)  # for prev_token
+        self.mask: torch.Tensor | None = None  # of the pass under way (begin)
 
     def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Store a block of new keys and values after the filled positions; all of them, to attend over."""
@@ -60,6 +62,62 @@ class KVCache:
             raise ValueError(f"cannot rewind a cache of {self.length} positions to {length}")
         self.length = length
         self.last_tokens = torch.full_like(self.last_tokens, last_token)
+
+    def begin(self, steps: int, device: torch.device) -> None:
+        """Before a pass of ``steps`` tokens: its attention mask, built once for every layer.
+
+        A new block of queries sees every cached position and the causal part of itself.
+        """
+        start = self.length
+        self.mask = torch.ones(steps, start + steps, dtype=torch.bool, device=device).tril(diagonal=start)
+
+    def rotary(self, cos: torch.Tensor, sin: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return cos[self.length:self.length + steps], sin[self.length:self.length + steps]
+
+
+class RowKVCache(KVCache):
+    """A KV cache whose rows are filled to lengths of their own (batched speculative decoding).
+
+    Each pass writes a row's ``steps`` new positions after its own length and attends with a per-row mask,
+    so positions past a row's length (rejected guesses, padding) are never seen and are overwritten later.
+    Allocate ``length`` with room for a pass's padding past the longest row.
+    """
+
+    def __init__(self, config: GPTConfig, batch: int, length: int, device: torch.device, dtype: torch.dtype):
+        super().__init__(config, batch, length, device, dtype)
+        for tensor in (*self.keys, *self.values):
+            tensor.zero_()  # masked positions are read too: garbage there could be NaN, and NaN * 0 is NaN
+        self.lengths = torch.zeros(batch, dtype=torch.long, device=device)
+
+    def begin(self, steps: int, device: torch.device) -> None:
+        self.positions = self.lengths[:, None] + torch.arange(steps, device=device)  # (B, T)
+        self.span = int(self.lengths.max()) + steps
+        keys = torch.arange(self.span, device=device)
+        seen = (keys[None, None, :] <= self.positions[:, :, None])[:, None]  # (B, 1, T, span)
+        # Additive, so that attention does not convert a boolean mask in every layer.
+        self.mask = torch.zeros(seen.shape, dtype=self.keys[0].dtype, device=device).masked_fill_(~seen, -torch.inf)
+        self.length = self.span - steps  # what forward's length check and wpe see: the longest row
+
+    def rotary(self, cos: torch.Tensor, sin: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+        at = self.positions.clamp(max=cos.shape[0] - 1)  # padding past the table is never attended to
+        return cos[at][:, None], sin[at][:, None]
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = torch.arange(k.shape[0], device=k.device)[:, None]
+        self.keys[layer][rows, :, self.positions] = k.transpose(1, 2)
+        self.values[layer][rows, :, self.positions] = v.transpose(1, 2)
+        return self.keys[layer][:, :, :self.span], self.values[layer][:, :, :self.span]
+
+    def advance(self, idx: torch.Tensor) -> None:
+        self.lengths += idx.shape[1]
+        self.length = int(self.lengths.max())
+        self.last_tokens = idx[:, -1:]
+
+    def keep(self, lengths: list[int], last_tokens: list[int]) -> None:
+        """After a pass: each row's confirmed length and the token at its last confirmed position."""
+        self.lengths = torch.tensor(lengths, dtype=torch.long, device=self.lengths.device)
+        self.length = max(lengths)
+        self.last_tokens = torch.tensor(last_tokens, dtype=torch.long, device=self.lengths.device)[:, None]
 
 
 def rotary_tables(config: GPTConfig, base: float = 10_000.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,11 +153,8 @@ class CausalSelfAttention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
                                                dropout_p=self.dropout if self.training else 0.0)
         else:
-            start = cache.length
             k, v = cache.append(layer, k, v)
-            # A new block of queries sees every cached position and the causal part of itself.
-            mask = torch.ones(steps, start + steps, dtype=torch.bool, device=x.device).tril(diagonal=start)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=cache.mask)
         return self.proj(y.transpose(1, 2).reshape(batch, steps, width))
 
 
@@ -160,8 +215,10 @@ class GPT(nn.Module):
     def forward(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         """Logits for every position of ``idx`` (B, T); with a cache, ``idx`` continues it."""
         _, steps = idx.shape
+        if cache is not None:
+            cache.begin(steps, idx.device)
         start = cache.length if cache is not None else 0
-        if start + steps > self.config.block_size:
+        if start + steps > self.config.block_size and not isinstance(cache, RowKVCache):
             raise ValueError(f"sequence of {start + steps} tokens exceeds model.block_size "
                              f"{self.config.block_size}")
         x = self.wte(idx)
@@ -171,9 +228,13 @@ class GPT(nn.Module):
             x = x + self.prev_wte(torch.cat([before, idx[:, :-1]], dim=1))
         rotary = None
         if self.wpe is not None:
-            x = x + self.wpe(torch.arange(start, start + steps, device=idx.device))
+            at = cache.positions if isinstance(cache, RowKVCache) else torch.arange(start, start + steps,
+                                                                                        device=idx.device)
+            x = x + self.wpe(at.clamp(max=self.config.block_size - 1))
+        elif cache is not None:
+            rotary = cache.rotary(self.rope_cos, self.rope_sin, steps)
         else:
-            rotary = (self.rope_cos[start:start + steps], self.rope_sin[start:start + steps])
+            rotary = (self.rope_cos[:steps], self.rope_sin[:steps])
         x = self.drop(x)
         for layer, block in enumerate(self.blocks):
             x = block(x, rotary, cache, layer)
