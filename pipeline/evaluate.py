@@ -14,6 +14,7 @@ if __name__ == "__main__":
     metrics = evaluate.evaluate(engine, "data/corpus", "results/eval", max_cases=p.evaluate.max_cases,
                                 device=str(engine.device))
     print(json.dumps(metrics, indent=2))
-    exact = ", ".join(f"{split} {m['exact_match']:.1%}" for split, m in metrics.items() if "cases" in m)
-    progress.summary(f"evaluate: wrote results/eval/ ({exact} exact) in "
+    exact = ", ".join(f"{split} {m['exact_match']:.2%} ({m['errors']} wrong of {m['cases']:,})"
+                      for split, m in metrics.items() if "cases" in m)
+    progress.summary(f"evaluate: wrote results/eval/ ({exact}) in "
                      f"{progress.format_duration(time.perf_counter() - start)}")

@@ -135,10 +135,11 @@ def _assemble(tickets: list[list[int]], n_tickets: list[int], winning: np.ndarra
 REPEAT_SHARE = 0.5
 
 
-def draw_composed(rng: np.random.Generator, compositions: list[tuple[int, ...]], bonus_prob: float) -> list[kata.Case]:
+def draw_composed(rng: np.random.Generator, compositions: list[tuple[int, ...]], bonus_prob: float,
+                  repeat_share: float = REPEAT_SHARE) -> list[kata.Case]:
     """One case per prize composition (counts of the five ranks, then of losing tickets), tickets shuffled.
 
-    In :data:`REPEAT_SHARE` of the cases every ticket of a kind is a copy of the first ticket of that kind.
+    In ``repeat_share`` of the cases every ticket of a kind is a copy of the first ticket of that kind.
     """
     n_tickets = [sum(c) for c in compositions]
     size = len(compositions)
@@ -147,7 +148,7 @@ def draw_composed(rng: np.random.Generator, compositions: list[tuple[int, ...]],
     kind = np.concatenate([rng.permutation(np.repeat(np.arange(6), c)) for c in compositions] or [np.zeros(0, int)])
     matches, has_bonus = kind_matches(rng, kind, bonus_prob)
     tickets = np.sort(_build_tickets(rng, winning, bonus, others, owner, matches, has_bonus), axis=1)
-    repeat = rng.random(size) < REPEAT_SHARE
+    repeat = rng.random(size) < repeat_share
     first: dict[tuple[int, int], int] = {}
     rows = []
     for row, (case, k) in enumerate(zip(owner.tolist(), kind.tolist(), strict=True)):

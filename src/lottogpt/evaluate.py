@@ -11,6 +11,7 @@ every work line right, that is every flag and every per-ticket match count.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -88,11 +89,24 @@ def _share(values: list[bool]) -> float:
     return round(sum(values) / len(values), 4) if values else 0.0
 
 
+def wilson_lower(right: int, cases: int, z: float = 1.96) -> float:
+    """The Wilson score lower bound (95 % for z = 1.96) of a proportion, rounded down (never overstated)."""
+    if cases == 0:
+        return 0.0
+    p, n = right / cases, cases
+    centre = p + z * z / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return math.floor((centre - spread) / (1 + z * z / n) * 1e5) / 1e5
+
+
 def summarize(scored: list[Scored]) -> dict:
-    """The headline metrics of one split."""
+    """The headline metrics of one split; ``errors`` counts the wrong answers, unrounded."""
+    right = sum(s.exact for s in scored)
     metrics: dict = {
         "cases": len(scored),
+        "errors": len(scored) - right,
         "exact_match": _share([s.exact for s in scored]),
+        "exact_match_wilson_lower": wilson_lower(right, len(scored)),
         "format_valid": _share([s.prediction.format_valid for s in scored]),
         "counts_exact": _share([s.counts_exact for s in scored]),
         "rate_exact": _share([s.rate_exact for s in scored]),
@@ -115,7 +129,8 @@ def breakdown(scored: list[Scored]) -> dict:
         by_tickets[len(s.case.tickets)].append(s.exact_with_tool)
         by_rank[data.top_rank(s.expected.counts)].append(s.exact_with_tool)
     return {
-        "by_tickets": {str(n): {"cases": len(v), "exact_match": _share(v)} for n, v in sorted(by_tickets.items())},
+        "by_tickets": {str(n): {"cases": len(v), "errors": v.count(False), "exact_match": _share(v)}
+                       for n, v in sorted(by_tickets.items())},
         "by_top_rank": {k: {"cases": len(v), "exact_match": _share(v)} for k, v in sorted(by_rank.items())},
     }
 
@@ -127,7 +142,10 @@ def failure_record(split: str, s: Scored) -> dict:
 
 def evaluate(engine: Engine, corpus_dir: str | Path, out_dir: str | Path, splits: tuple[str, ...] = (
         "test", "test_natural"), max_cases: int = 0, device: str = "cpu") -> dict:
-    """Score ``engine`` on the splits and the official example; write metrics, breakdown, failures, plot."""
+    """Score ``engine`` on the splits and the official example; write metrics, breakdown, failures, plot.
+
+    A split is ``corpus_dir/{split}.parquet``: a corpus split or a verification suite (``suites.py``).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics: dict = {}

@@ -297,3 +297,15 @@ OFFICIAL_TICKETS = (
 
 def official_example() -> Case:
     return Case(OFFICIAL_TICKETS, (1, 2, 3, 4, 5, 6), 7)
+
+
+# The 14,000-won example of the classic lotto mission (next-step and woowacourse java-lotto READMEs): fourteen
+# tickets, winning numbers 1..6, bonus 7 -> one 3-match ticket, 35.7% in this version's percentage format.
+CLASSIC_14_TICKETS = (
+    *OFFICIAL_TICKETS[:7], (23, 25, 33, 36, 39, 41), (1, 3, 5, 14, 22, 45), (5, 9, 38, 41, 43, 44),
+    (2, 8, 9, 18, 19, 21), (13, 14, 18, 21, 23, 35), (17, 21, 29, 37, 42, 45), (3, 8, 27, 30, 35, 44),
+)
+
+
+def classic_example() -> Case:
+    return Case(CLASSIC_14_TICKETS, (1, 2, 3, 4, 5, 6), 7)

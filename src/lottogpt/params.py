@@ -102,6 +102,11 @@ class EvaluateParams:
     batch_size: int = 64
     max_cases: int = 0  # 0 = the whole split
     threads: int = 1  # CPU threads for decoding; 0 = torch default
+    # The verification suites (suites.py): compositions of up to this many tickets, all of them; of more
+    # tickets, a uniform sample of this many; the seed of the tickets that realise them.
+    exhaustive_tickets: int = 10
+    sample_compositions: int = 20_000
+    suite_seed: int = 2026
 
 
 @dataclass
