@@ -9,10 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
 from lottogpt import cases, data, evaluate, kata, suites
 from lottogpt.inference import ReferenceEngine
 from lottogpt.params import DataParams, EvaluateParams
+from lottogpt.serving import Settings, create_app
 
 from .test_evaluate import ShiftedEngine
 
@@ -131,3 +133,12 @@ def test_the_classic_example_is_the_published_one() -> None:
     assert [list(t) for t in case.tickets] == published["tickets"]
     assert (list(case.winning), case.bonus) == (published["winning"], published["bonus"])
     assert kata.score(case).lines == published["expected_output"]
+
+
+def test_the_server_reads_an_unsorted_ticket_as_the_sorted_one() -> None:
+    sorted_case = {"tickets": [[1, 2, 3, 10, 11, 12]], "winning": [1, 2, 3, 4, 5, 6], "bonus": 7}
+    typed_case = {"tickets": [[12, 3, 10, 1, 11, 2]], "winning": [6, 1, 5, 2, 4, 3], "bonus": 7}
+    with TestClient(create_app(ReferenceEngine, Settings(engine="reference", background_load=False))) as client:
+        answers = [client.post("/v1/predict", json={**c, "show_work": True}) for c in (sorted_case, typed_case)]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert answers[0].json() == answers[1].json()

@@ -6,6 +6,10 @@ the six statistics lines and the return rate. The CLI, the server and the evalua
 Input whitespace policy: spaces and tabs *around* each number are tolerated (``" 1, 2 ,3"`` reads
 as 1,2,3), as a person typing at a console expects; anything else that is not a plain base-10
 integer is rejected with an ``[ERROR]`` message.
+
+Input order policy: a ticket, like the winning numbers, is a set of six numbers, so numbers typed in any
+order are accepted and sorted (:meth:`Case.create`, which the CLI, the server and the evaluation all go
+through); the answer is that of the sorted ticket, and tickets are printed ascending as the kata prints them.
 """
 
 from __future__ import annotations
