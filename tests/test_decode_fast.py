@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import random
+from pathlib import Path
+
 import pytest
 import torch
 
+from lottogpt import kata
 from lottogpt.decode import NGramDrafter, greedy_decode, speculative_decode_rows
 from lottogpt.model import GPT, GPTConfig, KVCache, RowKVCache
 
@@ -87,3 +91,18 @@ def test_ngram_drafter_counts_shares() -> None:
     assert drafter.lookup([8, 8, 3]) == (5, pytest.approx(2 / 3))  # "3": followed by 4 once, by 5 twice
     assert drafter.lookup([1, 2, 3]) == (4, 1.0)
     assert drafter.lookup([8]) is None
+
+
+@pytest.mark.slow
+def test_engine_batches_speculatively_with_the_lockstep_answers(tiny_checkpoint: Path) -> None:
+    from lottogpt.inference import ModelEngine
+
+    lockstep = ModelEngine(tiny_checkpoint, device="cpu", batch_draft=0)
+    batched = ModelEngine(tiny_checkpoint, device="cpu")
+    assert (lockstep.drafter, batched.info()["batch_draft"]) == (None, 3)
+    rng = random.Random(5)
+    cases = []
+    for n in (2, 2, 2, 5, 5, 5, 5, 8):  # groups of 3 and 4 prompts of one length, and one alone
+        *winning, bonus = rng.sample(range(1, 46), 7)
+        cases.append(kata.Case.create([kata.draw_ticket(rng) for _ in range(n)], winning, bonus))
+    assert [p.output for p in batched.predict(cases)] == [p.output for p in lockstep.predict(cases)]

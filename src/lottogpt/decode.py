@@ -33,14 +33,16 @@ class Feeder(Protocol):
 def greedy_decode(model: GPT, prompts: Sequence[Sequence[int]], eos_id: int, batch_size: int = 64,
                   max_new_tokens: int | None = None, use_cache: bool = True,
                   feeders: Sequence[Feeder] | None = None,
-                  drafter: NGramDrafter | None = None, batch_draft: int = 0) -> list[list[int]]:
+                  drafter: NGramDrafter | None = None, batch_draft: int = 0,
+                  lone_draft: int = 16) -> list[list[int]]:
     """Greedy completions of ``prompts`` (token ids), each cut at its first EOS (excluded).
 
     With ``feeders`` (one per prompt), a row takes its feeder's forced token instead of the model's
     choice wherever the feeder has one; every row still advances one token a step. With a ``drafter``
-    (and the cache), a prompt alone in its group is decoded by :func:`speculative_decode`, and with
-    ``batch_draft`` > 0 a larger group by :func:`speculative_decode_rows` with up to ``batch_draft``
-    guesses a row: the same answers in fewer passes, but wider ones (see benchmarks/README.md).
+    (and the cache), a prompt alone in its group is decoded by :func:`speculative_decode` with up to
+    ``lone_draft`` guesses a pass (0: not), and with ``batch_draft`` > 0 a larger group by
+    :func:`speculative_decode_rows` with up to ``batch_draft`` guesses a row: the same answers in fewer
+    passes, but wider ones (see benchmarks/README.md).
     """
     model.eval()
     groups: dict[int, list[int]] = defaultdict(list)
@@ -51,9 +53,9 @@ def greedy_decode(model: GPT, prompts: Sequence[Sequence[int]], eos_id: int, bat
         for start in range(0, len(indices), batch_size):
             chunk = indices[start:start + batch_size]
             rows = [feeders[i] for i in chunk] if feeders is not None else None
-            if drafter is not None and use_cache and len(chunk) == 1:
+            if drafter is not None and use_cache and len(chunk) == 1 and lone_draft > 0:
                 results[chunk[0]], _ = speculative_decode(model, prompts[chunk[0]], eos_id, drafter,
-                                                          rows[0] if rows else None, max_new_tokens)
+                                                          rows[0] if rows else None, max_new_tokens, lone_draft)
                 continue
             if drafter is not None and use_cache and batch_draft > 0:
                 outputs, _ = speculative_decode_rows(model, [prompts[i] for i in chunk], eos_id, drafter, rows,
@@ -232,14 +234,18 @@ class _Row:
 @torch.no_grad()
 def speculative_decode_rows(model: GPT, prompts: Sequence[Sequence[int]], eos_id: int, drafter: NGramDrafter,
                             feeders: Sequence[Feeder | None] | None = None, max_new_tokens: int | None = None,
-                            max_draft: int = 16, min_belief: float = 0.5) -> tuple[list[list[int]], int]:
+                            max_draft: int = 3, min_belief: float = 0.0) -> tuple[list[list[int]], int]:
     """:func:`speculative_decode` of a batch of prompts of one length, every row at its own position.
 
     In lockstep a batch re-reads the whole KV cache at every token; here a pass feeds each row its last
     token plus its own guesses (padded to the longest), so a batch takes as many passes as its slowest
     row needs with speculation, several times fewer than tokens. Rows keep their own cache lengths
-    (:class:`~lottogpt.model.RowKVCache`). Returns the completions and the passes (prefill included).
+    (:class:`~lottogpt.model.RowKVCache`). At batch 64 on a CPU a pass costs about in proportion to its
+    width, so a few guesses (``max_draft`` 3-4) are best; ``min_belief`` (see :func:`_draft`) did not help
+    there. Returns the completions and the passes (prefill included).
     """
+    if len({len(p) for p in prompts}) != 1:
+        raise ValueError("speculative_decode_rows decodes prompts of one length")
     model.eval()
     device = next(model.parameters()).device
     budget = _budget(model, len(prompts[0]), max_new_tokens)

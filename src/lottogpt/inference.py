@@ -123,16 +123,17 @@ def ngram_drafter(tokenizer: Tokenizer, answer_format: str, min_tickets: int, ma
 
 
 def complete(model: GPT, tokenizer: Tokenizer, cases: list[kata.Case], answer_format: str,
-             batch_size: int = 64, drafter: NGramDrafter | None = None, batch_draft: int = 0) -> list[str]:
+             batch_size: int = 64, drafter: NGramDrafter | None = None, batch_draft: int = 0,
+             lone_draft: int = 16) -> list[str]:
     """The model's completions (work lines and answer) for ``cases``, greedy, in ``answer_format``.
 
-    With a ``drafter``, a case alone in its shape group is decoded speculatively (same answer, fewer passes),
-    and with ``batch_draft`` > 0 so are larger groups (``decode.speculative_decode_rows``).
+    With a ``drafter``, a case alone in its shape group is decoded speculatively (same answer, fewer passes;
+    ``lone_draft`` 0: not), and with ``batch_draft`` > 0 so are larger groups (``decode.speculative_decode_rows``).
     """
     prompts = [prompt_tokens(tokenizer, c, answer_format) for c in cases]
     feeders = feeders_for(tokenizer, cases, answer_format)
     outputs = greedy_decode(model, prompts, tokenizer.eos_id, batch_size, feeders=feeders, drafter=drafter,
-                            batch_draft=batch_draft)
+                            batch_draft=batch_draft, lone_draft=lone_draft)
     return [tokenizer.decode(tokens) for tokens in outputs]
 
 
@@ -172,7 +173,7 @@ class ModelEngine:
     name = "model"
 
     def __init__(self, directory: str | Path, device: str = "auto", batch_size: int = 64,
-                 threads: int = 0, speculative: bool = False, batch_draft: int = 0) -> None:
+                 threads: int = 0, speculative: bool = False, batch_draft: int = 3) -> None:
         # Decoding runs many small matrix products; one CPU thread avoids spin-waiting on a busy machine.
         set_threads(threads)
         self.directory = Path(directory)
@@ -183,12 +184,14 @@ class ModelEngine:
         self.min_tickets = int(self.config.get("min_tickets", 1))
         self.max_tickets = int(self.config.get("max_tickets", formats.MAX_TICKETS))
         self.answer_format = str(self.config.get("answer_format", "scratchpad"))
-        # Speculative decoding of lone cases; counting its n-gram table takes about a second on a CPU.
+        # Speculative decoding (lone cases: ``speculative``; batches: ``batch_draft``); counting its n-gram
+        # table takes about a second on a CPU.
         self.drafter = (ngram_drafter(self.tokenizer, self.answer_format, self.min_tickets, self.max_tickets)
                         if speculative or batch_draft > 0 else None)
-        # Batched speculation (decode.speculative_decode_rows), off by default: on a CPU its wider passes
-        # cost about what its fewer passes save (benchmarks/README.md).
+        # Batches decode speculatively too (decode.speculative_decode_rows) with up to ``batch_draft`` guesses
+        # a row: 1.2-1.45x the cases/s of lockstep on a CPU (more guesses make every pass wider; 0: lockstep).
         self.batch_draft = batch_draft
+        self.speculative = speculative
 
     def check(self, case: kata.Case) -> None:
         """Refuse a case outside the ticket range the model was trained on."""
@@ -202,7 +205,7 @@ class ModelEngine:
         for case in cases:
             self.check(case)
         return complete(self.model, self.tokenizer, cases, self.answer_format, self.batch_size, self.drafter,
-                        self.batch_draft)
+                        self.batch_draft, 16 if self.speculative else 0)
 
     def predict(self, cases: list[kata.Case]) -> list[Prediction]:
         texts = self.completions(cases)
@@ -216,7 +219,7 @@ class ModelEngine:
         keys = ("step", "answer_format", "min_tickets", "max_tickets", "tokenizer_sha256", "data_sha256",
                 "params")
         return {"engine": self.name, "path": str(self.directory), "device": str(self.device),
-                "speculative": self.drafter is not None, "model": self.config["model"],
+                "speculative": self.speculative, "batch_draft": self.batch_draft, "model": self.config["model"],
                 **{k: self.config.get(k) for k in keys}}
 
 
