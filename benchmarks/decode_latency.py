@@ -29,6 +29,7 @@ Writes ``results/bench/decode_latency.json``.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
 import tempfile
 import time
@@ -50,6 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="untimed batch-1 calls per mode")
     parser.add_argument("--iters", type=int, default=30, help="timed batch-1 calls (engine_predict, cache)")
     parser.add_argument("--iters-no-cache", type=int, default=10, help="timed batch-1 calls without the cache")
+    parser.add_argument("--hf-iters", type=int, default=10,
+                        help="timed HF generate() calls, GPT2LMHeadModel of our shape (0: skip; needs transformers)")
     parser.add_argument("--batch-size", type=int, default=64, help="cases decoded together in the batch test")
     parser.add_argument("--batch-repeats", type=int, default=3, help="timed batches with the cache")
     parser.add_argument("--batch-repeats-no-cache", type=int, default=1,
@@ -68,10 +71,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 class Decoder:
     """``inference.complete`` + ``prediction_from_completion``, with the KV cache switch and step counts."""
 
-    def __init__(self, engine: Any, max_new_tokens: int | None, drafter: Any) -> None:
+    def __init__(self, engine: Any, max_new_tokens: int | None, drafter: Any, batch_draft: int = 3) -> None:
         self.engine = engine
         self.max_new_tokens = max_new_tokens
         self.drafter = drafter
+        self.batch_draft = batch_draft  # guesses a row when a batch is decoded speculatively
 
     def passes(self, case: Any) -> int:
         """Forward passes of the speculative decoding of ``case`` (the prefill included)."""
@@ -97,7 +101,7 @@ class Decoder:
         feeders = feeders_for(tok, cases, engine.answer_format)
         outputs = greedy_decode(engine.model, self.prompts(cases), tok.eos_id, engine.batch_size,
                                 max_new_tokens=self.max_new_tokens, use_cache=use_cache, feeders=feeders,
-                                drafter=self.drafter if speculative else None)
+                                drafter=self.drafter if speculative else None, batch_draft=self.batch_draft)
         predictions = [prediction_from_completion(tok.decode(o), len(c.tickets))
                        for o, c in zip(outputs, cases, strict=True)]
         return predictions, outputs
@@ -135,11 +139,35 @@ def timed(function: Any, iters: int, warmup: int, sync: Any, task: Any = None) -
     return seconds
 
 
+def hf_generate(engine: Any, prompt: list[int], steps: int) -> Any:
+    """A call of Hugging Face ``generate()`` (greedy, KV cache) on a ``GPT2LMHeadModel`` of our shape: the
+    usual peer. It writes exactly ``steps`` new tokens after ``prompt``, the steps of our answer."""
+    import torch
+    import transformers
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    transformers.logging.set_verbosity_error()
+    config = engine.model.config
+    hf = GPT2LMHeadModel(GPT2Config(vocab_size=config.vocab_size, n_positions=config.block_size,
+                                    n_embd=config.n_embd, n_layer=config.n_layer, n_head=config.n_head,
+                                    resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, tie_word_embeddings=True,
+                                    bos_token_id=1, eos_token_id=2)).to(engine.device).eval()
+    ids = torch.tensor([prompt], dtype=torch.long, device=engine.device)
+    mask = torch.ones_like(ids)
+
+    @torch.no_grad()
+    def call() -> None:
+        hf.generate(ids, attention_mask=mask, max_new_tokens=steps, min_new_tokens=steps, do_sample=False,
+                    num_beams=1, use_cache=True, pad_token_id=0)
+    return call
+
+
 def timed_calls(args: argparse.Namespace) -> int:
     """How many calls :func:`run_threads` makes through :func:`timed` (the progress total)."""
     single = (args.iters + args.warmup) * (3 if args.max_new_tokens else 4)  # engine_predict, cache, spec., prefill
     no_cache = args.iters_no_cache + min(args.warmup, 1) if args.iters_no_cache > 0 else 0
-    return single + no_cache + max(args.batch_repeats, 0) + max(args.batch_repeats_no_cache, 0)
+    hf = args.hf_iters + 1 if args.hf_iters > 0 else 0
+    return single + no_cache + hf + 2 * max(args.batch_repeats, 0) + max(args.batch_repeats_no_cache, 0)
 
 
 def with_per_token(stats: dict[str, float], steps: int) -> dict[str, Any]:
@@ -180,17 +208,34 @@ def run_threads(engine: Any, decoder: Decoder, args: argparse.Namespace, case: A
         model(prompt_tensor, cache)[:, -1].argmax(dim=-1).tolist()
 
     single["prefill"] = bc.summary_ms(timed(prefill, args.iters, args.warmup, sync, task))
+    if args.hf_iters > 0 and importlib.util.find_spec("transformers") is None:
+        single["hf_generate"] = None  # pip install -e '.[bench]'
+    elif args.hf_iters > 0:
+        single["hf_generate"] = with_per_token(bc.summary_ms(timed(hf_generate(engine, prompt, steps1),
+                                                                   args.hf_iters, 1, sync, task)), steps1)
+        headline = single.get("engine_predict", single["speculative"])["p50_ms"]
+        single["vs_hf_generate_p50"] = {mode: round(single["hf_generate"]["p50_ms"] / single[mode]["p50_ms"], 2)
+                                        for mode in ("engine_predict", "cache", "speculative") if mode in single}
+        single["vs_hf_generate_p50"]["headline"] = round(single["hf_generate"]["p50_ms"] / headline, 2)
     out["batch_1"] = single
 
     batched: dict[str, Any] = {"batch_size": len(batch)}
     prompts = decoder.prompts(batch)
     _, outputs = decoder(batch, use_cache=True)  # also the warmup of the batched shape
     batch_steps = max(decoder.steps(p, o) for p, o in zip(prompts, outputs, strict=True))
-    for mode, repeats, use_cache in (("cache", args.batch_repeats, True),
-                                     ("no_cache", args.batch_repeats_no_cache, False)):
-        if repeats <= 0:
+    _, speculated = decoder(batch, use_cache=True, speculative=True)  # the warmup of the speculative batch
+    batched["speculative_matches_cache"] = speculated == outputs
+    # Interleaved repeats of lockstep and batched speculative decoding, so that drift hits both alike.
+    times: dict[str, list[float]] = {"cache": [], "speculative": []}
+    for _ in range(max(args.batch_repeats, 0)):
+        for mode in times:
+            times[mode] += timed(lambda m=mode: decoder(batch, use_cache=True, speculative=m == "speculative"),
+                                 1, 0, sync, task)
+    if args.batch_repeats_no_cache > 0:
+        times["no_cache"] = timed(lambda: decoder(batch, use_cache=False), args.batch_repeats_no_cache, 0, sync, task)
+    for mode, secs in times.items():
+        if not secs:
             continue
-        secs = timed(lambda use_cache=use_cache: decoder(batch, use_cache=use_cache), repeats, 0, sync, task)
         rates = [len(batch) / s for s in secs]
         batched[mode] = {"cases_per_second": round(statistics.median(rates), 2),
                          "cases_per_second_repeats": [round(r, 2) for r in rates],
@@ -199,13 +244,17 @@ def run_threads(engine: Any, decoder: Decoder, args: argparse.Namespace, case: A
     if "cache" in batched and "no_cache" in batched:
         batched["kv_cache_speedup"] = round(batched["cache"]["cases_per_second"]
                                             / batched["no_cache"]["cases_per_second"], 2)
+    if "speculative" in batched:
+        batched["speculative"]["batch_draft"] = decoder.batch_draft
+        batched["speculative_speedup"] = round(batched["speculative"]["cases_per_second"]
+                                               / batched["cache"]["cases_per_second"], 2)
     out["batched"] = batched
 
     headline = single.get("engine_predict", single["cache"])
     reference_steps = decoder.reference_steps(case)
     # A capped or untrained run (decoding to the length limit) is not an answer: its targets are not judged.
     comparable = not args.max_new_tokens and steps1 < engine.model.config.block_size - len(prompt)
-    cases_per_second = batched.get("cache", {}).get("cases_per_second")
+    cases_per_second = batched.get("speculative", batched.get("cache", {})).get("cases_per_second")
     out["targets"] = {
         "comparable": comparable,
         "batch_1_p50_ms": headline["p50_ms"], "batch_1_p50_target_ms": TARGET_P50_MS,
@@ -306,9 +355,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 line += (f" | {mode} p50 {single[mode]['p50_ms']:.1f} ms p95 {single[mode]['p95_ms']:.1f} ms "
                          f"({single[mode]['per_token_ms']:.2f} ms/token)")
         line += f" | {single['speculative']['forward_passes']} speculative passes"
+        if single.get("hf_generate"):
+            line += (f" | HF generate p50 {single['hf_generate']['p50_ms']:.1f} ms "
+                     f"({single['vs_hf_generate_p50']['headline']}x slower than ours)")
         print(line)
         line = f"  threads {run['threads']}: batch {batched['batch_size']}"
-        for mode in ("cache", "no_cache"):
+        for mode in ("cache", "speculative", "no_cache"):
             if mode in batched:
                 line += f" | {mode} {batched[mode]['cases_per_second']:.1f} cases/s"
         print(line)
