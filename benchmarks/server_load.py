@@ -66,6 +66,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", help="server device: auto, cpu, cuda")
     parser.add_argument("--speculative", action=argparse.BooleanOptionalAction, default=True,
                         help="the server decodes a case alone in its batch speculatively (its default)")
+    parser.add_argument("--latency-iters", type=int, default=20,
+                        help="served vs in-process: timed lone-case requests (0: skip that phase)")
+    parser.add_argument("--latency-batches", type=int, default=3, help="served vs in-process: timed batch requests")
+    parser.add_argument("--batch-cases", type=int, default=64, help="cases in one batch request")
     parser.add_argument("--seed", type=int, default=0, help="seed of the cases")
     parser.add_argument("--out", default=str(bc.DEFAULT_OUT), help="folder for server_load.json")
     return parser.parse_args(argv)
@@ -220,17 +224,71 @@ def run_mode(args: argparse.Namespace, mode: str, model: str, bodies: list[dict]
             **timed, "batching": batching, "server_exit_code": exit_code}
 
 
+def case_body(case: Any) -> dict[str, Any]:
+    return {"tickets": [list(t) for t in case.tickets], "winning": list(case.winning), "bonus": case.bonus}
+
+
+def latency_figures(call_one: Any, call_batch: Any, iters: int, batches: int, batch_size: int) -> dict[str, Any]:
+    """p50 of ``iters`` lone-case calls and cases/s of ``batches`` calls of ``batch_size`` cases (after one each)."""
+    call_one()
+    call_batch()
+    singles, batch_seconds = [], []
+    for _ in range(iters):
+        start = time.perf_counter()
+        call_one()
+        singles.append(time.perf_counter() - start)
+    for _ in range(batches):
+        start = time.perf_counter()
+        call_batch()
+        batch_seconds.append(time.perf_counter() - start)
+    rates = sorted(batch_size / s for s in batch_seconds)
+    return {"batch_1": bc.summary_ms(singles), "batched_cases_per_second": round(bc.percentile(rates, 50), 2),
+            "batched_cases_per_second_repeats": [round(r, 2) for r in rates]}
+
+
+def served_vs_in_process(args: argparse.Namespace, model: str, log_dir: Path) -> dict[str, Any]:
+    """The batch-1 and batch-``--batch-cases`` figures of decode_latency, through a fresh server (one request
+    per case, then one request of all the cases) and in this process on the same engine, one after the other."""
+    import httpx
+    import torch
+
+    case = bc.bench_case(args.seed, args.tickets)  # decode_latency's case and batch
+    batch = [bc.bench_case(args.seed + 1 + i, args.tickets) for i in range(args.batch_cases)]
+    one, many = case_body(case), {"cases": [case_body(c) for c in batch]}
+    server = Server(args, model, args.max_batch_size, args.max_wait_ms, log_dir / "server-latency.log")
+    try:
+        server.wait_ready(args.startup_timeout)
+        with httpx.Client(base_url=server.base, timeout=args.request_timeout, trust_env=False) as client:
+            def post(body: dict) -> None:
+                client.post("/v1/predict", json=body).raise_for_status()
+
+            served = latency_figures(lambda: post(one), lambda: post(many), args.latency_iters,
+                                     args.latency_batches, len(batch))
+    finally:
+        exit_code = server.stop()
+    from lottogpt.inference import load_engine
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    engine = load_engine(args.engine, model, args.device, speculative=args.speculative)
+    in_process = latency_figures(lambda: engine.predict([case]), lambda: engine.predict(batch), args.latency_iters,
+                                 args.latency_batches, len(batch))
+    ratio_1 = served["batch_1"]["p50_ms"] / in_process["batch_1"]["p50_ms"]
+    ratio_b = in_process["batched_cases_per_second"] / served["batched_cases_per_second"]
+    return {"served": served, "in_process": in_process, "server_exit_code": exit_code,
+            "in_process_torch_threads": torch.get_num_threads(), "tickets": args.tickets,
+            "batch_cases": len(batch), "served_over_in_process_batch_1_p50": round(ratio_1, 3),
+            "in_process_over_served_cases_per_second": round(ratio_b, 3),
+            "within_20_percent": ratio_1 <= 1.2 and ratio_b <= 1.2}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = set(modes) - set(MODES)
     if unknown or not modes:
         raise SystemExit(f"--modes takes a comma list of {', '.join(MODES)}")
-    bodies = []
-    for i in range(args.distinct):
-        case = bc.bench_case(args.seed + i, args.tickets)
-        bodies.append({"tickets": [list(t) for t in case.tickets], "winning": list(case.winning),
-                       "bonus": case.bonus})
+    bodies = [case_body(bc.bench_case(args.seed + i, args.tickets)) for i in range(args.distinct)]
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="lottogpt-bench-") as tmp:
         model = str(Path(args.checkpoint).resolve())  # the server runs in the repository root
@@ -242,6 +300,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                  "pass --checkpoint, use --random-init, or --engine reference")
         for mode in modes:
             results[mode] = run_mode(args, mode, model, bodies, Path(tmp))
+        latency = served_vs_in_process(args, model, Path(tmp)) if args.latency_iters > 0 else None
     from lottogpt.common import pick_device
 
     answers = [results[m].pop("answers") for m in modes]
@@ -258,6 +317,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    "speculative": args.speculative, "endpoint": "POST /v1/predict (one case per request)",
                    "host": HOST},
         "modes": results,
+        "served_vs_in_process": latency,
         "errors_total": sum(r["errors"] for r in results.values()),
         "answers_agree_across_modes": all(a[k] == answers[0][k] for a in answers for k in shared) if shared else None,
     }
@@ -276,6 +336,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f" | mean batch {(r['batching'] or {}).get('mean_batch')}")
     if "batching_speedup" in result:
         print(f"  micro-batching speedup {result['batching_speedup']}x")
+    if latency:
+        served, local = latency["served"], latency["in_process"]
+        print(f"  served / in-process: batch 1 p50 {served['batch_1']['p50_ms']:.1f} / "
+              f"{local['batch_1']['p50_ms']:.1f} ms"
+              f" | {latency['batch_cases']} cases in one request {served['batched_cases_per_second']} / "
+              f"{local['batched_cases_per_second']} cases/s | within 20%: {latency['within_20_percent']}")
     print(f"  -> {path}")
     return result
 
