@@ -165,3 +165,50 @@ def random_init_checkpoint(out_dir: str | Path, params_path: str | Path, tokeniz
             "random_init": True}
     checkpoint.save(out_dir, model, meta, tokenizer_dir)
     return Path(out_dir)
+
+
+def reference_choices(model: Any, tokenizer: Any, answer_format: str, cases: list) -> Any:
+    """``model`` (PyTorch or ``onnx_backend.OrtGPT``) with every greedy choice replaced by the reference answer's
+    token: random weights that decode like a model that answers every case right (as the trained one nearly
+    does). It does the same arithmetic per pass as ``model``, so it times the passes, guesses and steps of a
+    trained model without one. Rows are told apart by their prompt; cached decoding only.
+    """
+    import weakref
+
+    import torch
+
+    from lottogpt import formats
+    from lottogpt.inference import prompt_tokens
+    from lottogpt.model import RowKVCache
+
+    answers = {}
+    for case in cases:
+        prompt = prompt_tokens(tokenizer, case, answer_format)
+        completion = tokenizer.encode(formats.render_completion(case, answer_format))
+        answers[tuple(prompt)] = prompt + completion + [tokenizer.eos_id] * (model.config.block_size + 1 - len(prompt)
+                                                                              - len(completion))
+
+    class ReferenceChoices(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner, self.config = model, model.config
+            self.rows: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+        def parameters(self, recurse: bool = True) -> Any:
+            return model.parameters()
+
+        def num_params(self) -> int:
+            return sum(p.numel() for p in model.parameters())
+
+        def forward(self, idx: Any, cache: Any = None) -> Any:
+            if cache is None:
+                raise ValueError("reference choices need the KV cache")
+            if cache not in self.rows:
+                self.rows[cache] = torch.tensor([answers[tuple(row)] for row in idx.tolist()])
+            start = (cache.lengths.clone() if isinstance(cache, RowKVCache)
+                     else torch.full((idx.shape[0],), cache.length))
+            logits = self.inner(idx, cache)
+            at = (start[:, None] + torch.arange(1, idx.shape[1] + 1)).clamp(max=self.config.block_size)
+            return logits.scatter(2, self.rows[cache].gather(1, at)[:, :, None], 1e4)
+
+    return ReferenceChoices()

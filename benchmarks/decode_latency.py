@@ -63,6 +63,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     parser.add_argument("--speculative", action=argparse.BooleanOptionalAction, default=True,
                         help="the engine decodes a lone case speculatively, as the server does")
+    parser.add_argument("--onnx", action="store_true",
+                        help="also engine_predict with lone cases on ONNX Runtime (lottogpt.onnx_backend)")
+    parser.add_argument("--reference-choices", action="store_true",
+                        help="every greedy choice is the reference answer's token (with --random-init: a trained "
+                             "model's passes and steps on random weights; skips the no-cache modes)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the cases")
     parser.add_argument("--out", default=str(bc.DEFAULT_OUT), help="folder for decode_latency.json")
     return parser.parse_args(argv)
@@ -76,6 +81,7 @@ class Decoder:
         self.max_new_tokens = max_new_tokens
         self.drafter = drafter
         self.batch_draft = batch_draft  # guesses a row when a batch is decoded speculatively
+        self.fast: Any = None  # the model on ONNX Runtime (--onnx)
 
     def passes(self, case: Any) -> int:
         """Forward passes of the speculative decoding of ``case`` (the prefill included)."""
@@ -162,9 +168,32 @@ def hf_generate(engine: Any, prompt: list[int], steps: int) -> Any:
     return call
 
 
+def onnx_model(engine: Any, args: argparse.Namespace, cases: list) -> Any:
+    """The engine's model on ONNX Runtime for lone cases (``lottogpt.onnx_backend``), exported to a temporary
+    file, with the same reference choices as the PyTorch model when ``--reference-choices``."""
+    from lottogpt import onnx_backend
+
+    path = onnx_backend.export(engine.model, Path(tempfile.mkdtemp(prefix="lottogpt-onnx-")) / "decode.onnx")
+    threads = int(str(args.threads).split(",")[0]) or 1
+    fast = onnx_backend.OrtGPT(engine.model, path, threads)
+    if args.reference_choices:
+        return bc.reference_choices(fast, engine.tokenizer, engine.answer_format, cases)
+    return fast
+
+
+def onnx_engine_predict(engine: Any, fast: Any, case: Any) -> Any:
+    """``engine.predict([case])`` with the engine's model on ONNX Runtime."""
+    torch_model, engine.model = engine.model, fast
+    try:
+        return engine.predict([case])
+    finally:
+        engine.model = torch_model
+
+
 def timed_calls(args: argparse.Namespace) -> int:
     """How many calls :func:`run_threads` makes through :func:`timed` (the progress total)."""
-    single = (args.iters + args.warmup) * (3 if args.max_new_tokens else 4)  # engine_predict, cache, spec., prefill
+    modes = (3 if args.max_new_tokens else 4) + (1 if args.onnx and not args.max_new_tokens else 0)
+    single = (args.iters + args.warmup) * modes  # [onnx_]engine_predict, cache, speculative, prefill
     no_cache = args.iters_no_cache + min(args.warmup, 1) if args.iters_no_cache > 0 else 0
     hf = args.hf_iters + 1 if args.hf_iters > 0 else 0
     return single + no_cache + hf + 2 * max(args.batch_repeats, 0) + max(args.batch_repeats_no_cache, 0)
@@ -188,6 +217,11 @@ def run_threads(engine: Any, decoder: Decoder, args: argparse.Namespace, case: A
     if not args.max_new_tokens:
         secs = timed(lambda: engine.predict([case]), args.iters, args.warmup, sync, task)
         single["engine_predict"] = with_per_token(bc.summary_ms(secs), steps1)
+    if decoder.fast is not None and not args.max_new_tokens:
+        served = onnx_engine_predict(engine, decoder.fast, case)[0].output
+        secs = timed(lambda: onnx_engine_predict(engine, decoder.fast, case), args.iters, args.warmup, sync, task)
+        single["onnx_engine_predict"] = {**with_per_token(bc.summary_ms(secs), steps1),
+                                         "matches_engine_predict": served == engine.predict([case])[0].output}
     secs = timed(lambda: decoder([case], use_cache=True), args.iters, args.warmup, sync, task)
     single["cache"] = with_per_token(bc.summary_ms(secs), steps1)
     secs = timed(lambda: decoder([case], use_cache=True, speculative=True), args.iters, args.warmup, sync, task)
@@ -213,9 +247,10 @@ def run_threads(engine: Any, decoder: Decoder, args: argparse.Namespace, case: A
     elif args.hf_iters > 0:
         single["hf_generate"] = with_per_token(bc.summary_ms(timed(hf_generate(engine, prompt, steps1),
                                                                    args.hf_iters, 1, sync, task)), steps1)
-        headline = single.get("engine_predict", single["speculative"])["p50_ms"]
+        headline = single.get("onnx_engine_predict", single.get("engine_predict", single["speculative"]))["p50_ms"]
         single["vs_hf_generate_p50"] = {mode: round(single["hf_generate"]["p50_ms"] / single[mode]["p50_ms"], 2)
-                                        for mode in ("engine_predict", "cache", "speculative") if mode in single}
+                                        for mode in ("engine_predict", "onnx_engine_predict", "cache", "speculative")
+                                        if mode in single}
         single["vs_hf_generate_p50"]["headline"] = round(single["hf_generate"]["p50_ms"] / headline, 2)
     out["batch_1"] = single
 
@@ -250,7 +285,7 @@ def run_threads(engine: Any, decoder: Decoder, args: argparse.Namespace, case: A
                                                / batched["cache"]["cases_per_second"], 2)
     out["batched"] = batched
 
-    headline = single.get("engine_predict", single["cache"])
+    headline = single.get("onnx_engine_predict", single.get("engine_predict", single["cache"]))
     reference_steps = decoder.reference_steps(case)
     # A capped or untrained run (decoding to the length limit) is not an answer: its targets are not judged.
     comparable = not args.max_new_tokens and steps1 < engine.model.config.block_size - len(prompt)
@@ -300,7 +335,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise SystemExit(f"--tickets {args.tickets}: {error}") from None
     drafter = engine.drafter or ngram_drafter(engine.tokenizer, engine.answer_format, engine.min_tickets,
                                               engine.max_tickets)
+    fast = onnx_model(engine, args, [case, *batch]) if args.onnx else None
+    if args.reference_choices:
+        engine.model = bc.reference_choices(engine.model, engine.tokenizer, engine.answer_format, [case, *batch])
+        args.iters_no_cache = args.batch_repeats_no_cache = 0  # reference choices need the cache
     decoder = Decoder(engine, args.max_new_tokens or None, drafter)
+    decoder.fast = fast
     device = engine.device
 
     def sync() -> None:
@@ -311,7 +351,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     # The timed paths must be the served one: the same text from engine.predict and from our decoder.
     served = None if args.max_new_tokens else engine.predict([case])[0].output
     cached, cached_out = decoder([case], use_cache=True)
-    uncached, _ = decoder([case], use_cache=False)
+    uncached, _ = decoder([case], use_cache=False) if args.iters_no_cache > 0 else (None, None)
     speculated, _ = decoder([case], use_cache=True, speculative=True)
     prompt = decoder.prompts([case])[0]
     steps = decoder.steps(prompt, cached_out[0])
@@ -335,9 +375,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    "max_new_tokens": args.max_new_tokens or None, "iters": args.iters,
                    "iters_no_cache": args.iters_no_cache, "warmup": args.warmup, "batch_size": args.batch_size,
                    "batch_repeats": args.batch_repeats, "batch_repeats_no_cache": args.batch_repeats_no_cache,
-                   "speculative": args.speculative, "seed": args.seed},
+                   "speculative": args.speculative, "seed": args.seed, "onnx": args.onnx,
+                   "reference_choices": args.reference_choices, "batch_draft": decoder.batch_draft},
         "checks": {"decoder_matches_engine": None if served is None else cached[0].output == served,
-                   "no_cache_matches_cache": uncached[0].output == cached[0].output,
+                   "no_cache_matches_cache": uncached[0].output == cached[0].output if uncached else None,
                    "speculative_matches_cache": speculated[0].output == cached[0].output,
                    "format_valid": cached[0].format_valid},
         "runs": runs,
@@ -350,7 +391,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for run in runs:
         single, batched = run["batch_1"], run["batched"]
         line = f"  threads {run['threads']}: batch 1"
-        for mode in ("engine_predict", "cache", "speculative", "no_cache"):
+        for mode in ("engine_predict", "onnx_engine_predict", "cache", "speculative", "no_cache"):
             if mode in single:
                 line += (f" | {mode} p50 {single[mode]['p50_ms']:.1f} ms p95 {single[mode]['p95_ms']:.1f} ms "
                          f"({single[mode]['per_token_ms']:.2f} ms/token)")
