@@ -21,11 +21,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from lottogpt.inference import ModelEngine
-from lottogpt.model import GPT, KVCache, RowKVCache, apply_rotary
+from lottogpt.model import GPT, KVCache, RowKVCache
 
 OPSET = 18
 
@@ -42,9 +41,18 @@ class DecodeStep(nn.Module):
         if model.wpe is not None or model.prev_wte is None:
             raise ValueError("the ONNX decoding graph supports rotary positions with prev_token models")
         self.model = model
+        head_dim = model.config.n_embd // model.config.n_head
+        # Rotary as x * cos + (x @ turn) * sin: ``turn`` maps each channel pair (a, b) to (-b, a) exactly,
+        # a few graph operations instead of the slices, stack and flatten of ``model.apply_rotary``.
+        turn = torch.zeros(head_dim, head_dim)
+        turn[torch.arange(1, head_dim, 2), torch.arange(0, head_dim, 2)] = -1.0
+        turn[torch.arange(0, head_dim, 2), torch.arange(1, head_dim, 2)] = 1.0
+        self.register_buffer("turn", turn, persistent=False)
+        self.scale = head_dim ** -0.5
 
     def forward(self, idx: torch.Tensor, before: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                 mask: torch.Tensor, *past: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``cos``/``sin``: (T, head_dim), each angle twice; ``mask``: (T, P + T), 0 or -inf, added to scores."""
         m = self.model
         batch, steps = idx.shape
         x = m.wte(idx) + m.prev_wte(torch.cat([before, idx[:, :-1]], dim=1))
@@ -52,16 +60,28 @@ class DecodeStep(nn.Module):
         for layer, block in enumerate(m.blocks):
             attn = block.attn
             h = block.ln_1(x)
-            q, k, v = attn.qkv(h).split(h.shape[-1], dim=2)
-            q, k, v = (t.view(batch, steps, attn.n_head, -1).transpose(1, 2) for t in (q, k, v))
-            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+            width = h.shape[-1]
+            qkv = attn.qkv(h)
+            qk = qkv[..., :2 * width].reshape(batch, steps, 2 * attn.n_head, -1).transpose(1, 2)
+            qk = qk * cos + (qk @ self.turn) * sin
+            q, k = qk[:, :attn.n_head], qk[:, attn.n_head:]
+            v = qkv[..., 2 * width:].reshape(batch, steps, attn.n_head, -1).transpose(1, 2)
             new += [k.permute(2, 0, 1, 3), v.permute(2, 0, 1, 3)]
-            keys = torch.cat([past[2 * layer].permute(1, 2, 0, 3), k], dim=2)
+            keys = torch.cat([past[2 * layer].permute(1, 2, 3, 0), k.transpose(-1, -2)], dim=3)
             values = torch.cat([past[2 * layer + 1].permute(1, 2, 0, 3), v], dim=2)
-            y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+            y = torch.softmax((q * self.scale) @ keys + mask, dim=-1) @ values
             x = x + attn.proj(y.transpose(1, 2).reshape(batch, steps, -1))
             x = x + block.mlp(block.ln_2(x))
         return (m.lm_head(m.ln_f(x)), *new)
+
+
+def tables(model: GPT) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The graph's per-position inputs for every position: cos and sin, each angle twice, and the additive
+    causal mask (a pass of T tokens after P cached ones takes rows P..P+T and columns ..P+T)."""
+    cos, sin = (np.repeat(t.numpy(), 2, axis=1) for t in (model.rope_cos, model.rope_sin))
+    block = model.config.block_size
+    mask = np.where(np.tril(np.ones((block, block), dtype=bool)), 0.0, -np.inf).astype(np.float32)
+    return cos, sin, mask
 
 
 def export(model: GPT, path: str | Path) -> Path:
@@ -71,9 +91,10 @@ def export(model: GPT, path: str | Path) -> Path:
     head_dim = config.n_embd // config.n_head
     batch, steps, past = 1, 3, 5
     pasts = [torch.zeros(past, batch, config.n_head, head_dim) for _ in range(2 * config.n_layer)]
+    cos, sin, mask = tables(model)
     inputs = (torch.zeros(batch, steps, dtype=torch.long), torch.zeros(batch, 1, dtype=torch.long),
-              model.rope_cos[past:past + steps], model.rope_sin[past:past + steps],
-              torch.ones(steps, past + steps, dtype=torch.bool).tril(diagonal=past), *pasts)
+              *(torch.from_numpy(t[past:past + steps]) for t in (cos, sin)),
+              torch.from_numpy(mask[past:past + steps, :past + steps].copy()), *pasts)
     past_names = [f"past_{kind}{i}" for i in range(config.n_layer) for kind in ("k", "v")]
     new_names = [f"new_{kind}{i}" for i in range(config.n_layer) for kind in ("k", "v")]
     dynamic = {"idx": {0: "batch", 1: "steps"}, "before": {0: "batch"}, "cos": {0: "steps"}, "sin": {0: "steps"},
@@ -108,9 +129,7 @@ class OrtGPT:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         self.model, self.config, self.max_batch = model.eval(), model.config, max_batch
-        self.cos, self.sin = model.rope_cos.numpy(), model.rope_sin.numpy()
-        block = self.config.block_size
-        self.causal = np.tril(np.ones((block, block), dtype=bool))  # a pass's mask is a block of it
+        self.cos, self.sin, self.mask = tables(model)
         self.buffers: weakref.WeakKeyDictionary[KVCache, _Buffers] = weakref.WeakKeyDictionary()
 
     def eval(self) -> OrtGPT:
@@ -128,7 +147,7 @@ class OrtGPT:
         buffers = self.buffers.get(cache)
         if buffers is None:
             buffers = self.buffers[cache] = _Buffers(cache)
-        mask = np.ascontiguousarray(self.causal[start:start + steps, :start + steps])
+        mask = np.ascontiguousarray(self.mask[start:start + steps, :start + steps])
         feed: dict[str, Any] = {"idx": idx.numpy(), "before": cache.last_tokens.numpy(),
                                 "cos": self.cos[start:start + steps], "sin": self.sin[start:start + steps],
                                 "mask": mask}
