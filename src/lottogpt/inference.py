@@ -173,7 +173,7 @@ class ModelEngine:
     name = "model"
 
     def __init__(self, directory: str | Path, device: str = "auto", batch_size: int = 64,
-                 threads: int = 0, speculative: bool = False, batch_draft: int = 3) -> None:
+                 threads: int = 0, speculative: bool = False, batch_draft: int = 3, lone_draft: int = 16) -> None:
         # Decoding runs many small matrix products; one CPU thread avoids spin-waiting on a busy machine.
         set_threads(threads)
         self.directory = Path(directory)
@@ -192,6 +192,7 @@ class ModelEngine:
         # a row: 1.2-1.45x the cases/s of lockstep on a CPU (more guesses make every pass wider; 0: lockstep).
         self.batch_draft = batch_draft
         self.speculative = speculative
+        self.lone_draft = lone_draft  # guesses a pass for a lone case (the best number depends on the backend)
 
     def check(self, case: kata.Case) -> None:
         """Refuse a case outside the ticket range the model was trained on."""
@@ -205,7 +206,7 @@ class ModelEngine:
         for case in cases:
             self.check(case)
         return complete(self.model, self.tokenizer, cases, self.answer_format, self.batch_size, self.drafter,
-                        self.batch_draft, 16 if self.speculative else 0)
+                        self.batch_draft, self.lone_draft if self.speculative else 0)
 
     def predict(self, cases: list[kata.Case]) -> list[Prediction]:
         texts = self.completions(cases)
