@@ -1,7 +1,8 @@
 """Stage `generate`: the synthetic corpus -> data/corpus/{train,val,test,test_natural}.parquet.
 
 Also results/data/coverage.json: for each family of the answer's facts, how many are reachable, how many
-train never shows, how many it shows fewer than data.coverage_floor times, and the min and median counts.
+train never shows, how many it shows fewer than its floor (data.coverage_floor, data.place_floor) times, and
+the min and median counts.
 """
 
 import json
@@ -18,4 +19,4 @@ if __name__ == "__main__":
     short = sum(family["below_floor"] for family in covered["families"].values())
     progress.summary(f"generate: wrote {stats['cases']:,} cases to data/corpus/ in "
                      f"{progress.format_duration(stats['seconds'])} ({stats['cases_per_second']:,.0f} cases/s); "
-                     f"{short} reachable facts below the floor of {covered['floor']}")
+                     f"{short} reachable facts below their floor")

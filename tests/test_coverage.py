@@ -13,7 +13,9 @@ from lottogpt import coverage, data, formats, kata
 from lottogpt.params import DataParams
 
 SMALL = DataParams(seed=11, n_train=3000, n_val=20, n_test=40, n_test_natural=40, min_tickets=1, max_tickets=3,
-                   natural_share=0.2, prize_share=0.5, coverage_floor=40, answer_format="ledger")
+                   natural_share=0.2, prize_share=0.5, coverage_floor=40, place_floor=10,
+                   answer_format="ledger")
+FLOORS = coverage.floors(SMALL.coverage_floor, SMALL.place_floor)
 
 
 def test_facts_of_the_official_example() -> None:
@@ -22,6 +24,7 @@ def test_facts_of_the_official_example() -> None:
     assert facts["match"] == ["0", "2", "0b", "1", "0", "0b", "1", "3"]
     assert facts["count"] == [("3", 1), ("4", 0), ("5", 0), ("5+bonus", 0), ("6", 0)]
     assert facts["division"] == [(8, 0, 5), (8, 5, 0), (8, 2, 0), (8, 4, 4)]  # 5004 ÷ 8
+    assert facts["division_place"] == [(8, 3, 0, 5), (8, 2, 5, 0), (8, 1, 2, 0), (8, 0, 4, 4)]
     assert facts["flag"][:2] == [(8, "."), (21, ".")] and facts["flag"].count((7, "b")) == 2
     assert len(facts["flag"]) == 48
 
@@ -36,17 +39,19 @@ def test_division_facts_are_those_of_the_rendered_lines(answer_format: str) -> N
         for composition in comps[:: max(1, len(comps) // 300)]:
             prize = coverage.composition_prize(composition)
             line = formats.division_line(prize, n, style)
-            assert coverage.completion_facts(line)["division"] == coverage.division_facts(prize, n)
+            facts = coverage.completion_facts(line)
+            assert {f: facts[f] for f in coverage.DIVISION_FAMILIES} == coverage.division_facts(prize, n)
 
 
 def test_division_index_is_exact() -> None:
-    index = coverage.division_index(7)
-    for fact, hits in index.items():
-        for i in hits[:5]:
-            composition = coverage.composition_list(7)[i]
-            assert fact in coverage.division_facts(coverage.composition_prize(composition), 7)
-    every = {f for c in coverage.composition_list(7) for f in coverage.division_facts(coverage.composition_prize(c), 7)}
-    assert every == set(index)
+    for family in coverage.DIVISION_FAMILIES:
+        index = coverage.division_index(7, family)
+        comps = coverage.composition_list(7)
+        facts = [coverage.division_facts(coverage.composition_prize(c), 7)[family] for c in comps]
+        for fact, hits in index.items():
+            assert all(fact in facts[i] for i in hits)
+            assert sum(fact in f for f in facts) == len(hits)  # every composition that shows it
+        assert {f for case in facts for f in case} == set(index)
 
 
 def test_reachable_families_follow_the_format() -> None:
@@ -54,6 +59,7 @@ def test_reachable_families_follow_the_format() -> None:
     assert len(ledger["flag"]) == 135 and len(ledger["match"]) == 13
     assert len(ledger["tally"]) == 5 * 20 and len(ledger["count"]) == 5 * 21
     assert {n for n, _, _ in ledger["division"]} == set(range(1, 21))
+    assert {(n, r, d) for n, _, r, d in ledger["division_place"]} == ledger["division"]
     assert all(r < n and 0 <= d <= 9 for n, r, d in ledger["division"])
     assert not coverage.reachable(1, 20, "worksheet")["division"]
     assert not coverage.reachable(1, 20, "longdiv")["tally"]
@@ -61,20 +67,22 @@ def test_reachable_families_follow_the_format() -> None:
 
 
 def test_the_top_up_lifts_every_fact_to_the_floor_and_keeps_the_sizes() -> None:
-    splits, counts = data.draw_corpus(SMALL)
-    plain, _ = data.draw_corpus(dataclasses.replace(SMALL, coverage_floor=0))
+    splits, counts, composed = data.draw_corpus(SMALL)
+    plain, _, none = data.draw_corpus(dataclasses.replace(SMALL, coverage_floor=0, place_floor=0))
     assert {s: len(c) for s, c in splits.items()} == {s: data.split_size(SMALL, s) for s in data.SPLITS}
     assert splits["test"] == plain["test"] and splits["test_natural"] == plain["test_natural"]
     assert splits["val"] == plain["val"] and splits["train"] != plain["train"]
+    assert none == 0 and 0 < composed == len(set(splits["train"]) - set(plain["train"]))
     possible = coverage.reachable(1, 3, "ledger")
-    recount = data.train_coverage(splits["train"], "ledger")
+    recount = coverage.train_coverage(splits["train"], "ledger")
     assert recount == counts  # what the top-up kept count of is what train holds
-    summary = coverage.summary(recount, possible, SMALL.coverage_floor)["families"]
+    summary = coverage.summary(recount, possible, FLOORS)["families"]
     assert all(f["unreachable_seen"] == 0 for f in summary.values()), summary
     # Flags and match counts are not composed for (a corpus of the default size shows each thousands of times).
-    assert all(summary[family]["below_floor"] == 0 for family in ("tally", "count", "division")), summary
-    before = coverage.summary(data.train_coverage(plain["train"], "ledger"), possible, SMALL.coverage_floor)
+    assert all(summary[family]["below_floor"] == 0 for family in coverage._TARGETED), summary
+    before = coverage.summary(coverage.train_coverage(plain["train"], "ledger"), possible, FLOORS)
     assert before["families"]["division"]["below_floor"] > 0  # the floor made a difference
+    assert before["families"]["division_place"]["below_floor"] > 0
     every = [c for split in splits.values() for c in split]
     assert len(set(every)) == len(every)
     assert data.draw_corpus(SMALL)[0] == splits  # deterministic
@@ -82,10 +90,11 @@ def test_the_top_up_lifts_every_fact_to_the_floor_and_keeps_the_sizes() -> None:
 
 def test_a_small_prize_share_covers_what_fits() -> None:
     tight = dataclasses.replace(SMALL, prize_share=0.05, coverage_floor=400)
-    splits, counts = data.draw_corpus(tight)
+    floors = coverage.floors(400, tight.place_floor)
+    splits, counts, _ = data.draw_corpus(tight)
     assert len(splits["train"]) == tight.n_train
-    assert data.train_coverage(splits["train"], "ledger") == counts
-    summary = coverage.summary(counts, coverage.reachable(1, 3, "ledger"), 400)["families"]
+    assert coverage.train_coverage(splits["train"], "ledger") == counts
+    summary = coverage.summary(counts, coverage.reachable(1, 3, "ledger"), floors)["families"]
     assert summary["division"]["below_floor"] > 0  # reported, not hidden
 
 
@@ -105,8 +114,8 @@ def test_composed_cases_realise_their_compositions() -> None:
 
 
 def test_corpus_facts_are_all_reachable() -> None:
-    splits = data.generate_cases(dataclasses.replace(SMALL, coverage_floor=0, max_tickets=6))
-    counts = data.train_coverage(splits["train"], "ledger")
-    summary = coverage.summary(counts, coverage.reachable(1, 6, "ledger"), 1)["families"]
+    splits = data.generate_cases(dataclasses.replace(SMALL, coverage_floor=0, place_floor=0, max_tickets=6))
+    counts = coverage.train_coverage(splits["train"], "ledger")
+    summary = coverage.summary(counts, coverage.reachable(1, 6, "ledger"), coverage.floors(1, 1))["families"]
     assert all(f["unreachable_seen"] == 0 for f in summary.values())
     assert Counter(counts["match"]).keys() <= set(coverage.MATCH_COUNTS)

@@ -7,7 +7,9 @@ must learn entry by entry:
 - ``match``: a ticket's match count as written (``5b``);
 - ``tally``: a running tally step, ``(rank, k)``: the k-th ticket of that rank so far;
 - ``count``: a statistics line's value, ``(rank, v)``;
-- ``division``: a step of the rate's long division, ``(n, remainder before, digit brought down)``.
+- ``division``: a step of the rate's long division, ``(n, remainder before, digit brought down)``;
+- ``division_place``: the same step with the place of its quotient digit, ``(n, place, remainder, digit)``:
+  the tokenizer writes each quotient digit as a digit-and-place piece, so each place is a table of its own.
 
 The facts of a case are read back from its *rendered* completion (:func:`completion_facts`), so the
 counting cannot drift from the rendering. The reachable facts are enumerated exactly: every number and
@@ -19,12 +21,17 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
 
-from lottogpt import formats, kata
+import numpy as np
 
-FAMILIES = ("flag", "match", "tally", "count", "division")
+from lottogpt import formats, kata, progress
+from lottogpt.params import DataParams
+
+FAMILIES = ("flag", "match", "tally", "count", "division", "division_place")
+DIVISION_FAMILIES = ("division", "division_place")
 _NO_RATE = f"{kata.RATE_PREFIX}0.0{kata.RATE_SUFFIX}"
 # The match counts a ticket can show: 0..6 matches, and 0..5 with the bonus (six matches leave no room).
 MATCH_COUNTS = tuple(str(m) for m in range(7)) + tuple(f"{m}b" for m in range(6))
@@ -51,8 +58,9 @@ def completion_facts(completion: str) -> Facts:
         if division is not None:
             n, steps = division
             remainder = 0
-            for digit, _, after in steps:
+            for place, (digit, _, after) in zip(range(len(steps) - 1, -1, -1), steps, strict=True):
                 facts["division"].append((n, remainder, digit))
+                facts["division_place"].append((n, place, remainder, digit))
                 remainder = after
     parsed = formats.parse_statistics([*answer[:5], _NO_RATE]) if len(answer) >= 5 else None
     if parsed is not None:
@@ -115,24 +123,27 @@ def composition_list(n: int) -> tuple[tuple[int, ...], ...]:
     return tuple(compositions(n))
 
 
-def division_facts(prize: int, n: int) -> list[tuple[int, int, int]]:
+def division_facts(prize: int, n: int) -> Facts:
     """The division facts of a prize over ``n`` tickets, as ``formats.division_line`` writes its steps.
 
     Arithmetic, for enumerating every composition fast; a test holds it equal to the rendered lines.
     """
-    facts, remainder = [], 0
-    for digit in f"{prize + n // 2:02d}":
-        facts.append((n, remainder, int(digit)))
-        remainder = (remainder * 10 + int(digit)) % n
+    facts: Facts = {family: [] for family in DIVISION_FAMILIES}
+    dividend, remainder = f"{prize + n // 2:02d}", 0
+    for place, digit in zip(range(len(dividend) - 1, -1, -1), map(int, dividend), strict=True):
+        facts["division"].append((n, remainder, digit))
+        facts["division_place"].append((n, place, remainder, digit))
+        remainder = (remainder * 10 + digit) % n
     return facts
 
 
 @lru_cache(maxsize=64)
-def division_index(n: int) -> dict[tuple[int, int, int], tuple[int, ...]]:
-    """Each division fact of ``n`` tickets and the compositions (indices in ``composition_list(n)``) showing it."""
-    found: dict[tuple[int, int, int], list[int]] = {}
+def division_index(n: int, family: str = "division") -> dict[tuple[int, ...], tuple[int, ...]]:
+    """Each fact of a division family for ``n`` tickets, and the compositions (indices in
+    ``composition_list(n)``) whose division shows it."""
+    found: dict[tuple[int, ...], list[int]] = {}
     for index, composition in enumerate(composition_list(n)):
-        for fact in division_facts(composition_prize(composition), n):
+        for fact in division_facts(composition_prize(composition), n)[family]:
             hits = found.setdefault(fact, [])
             if not hits or hits[-1] != index:
                 hits.append(index)
@@ -153,18 +164,24 @@ def reachable(min_tickets: int, max_tickets: int, answer_format: str) -> dict[st
         found["tally"] = {(rank, k) for rank in ranks for k in range(1, max_tickets + 1)}
     if answer_format in formats.DIVISION_FORMATS:
         for n in range(min_tickets, max_tickets + 1):
-            found["division"] |= set(division_index(n))
+            for family in DIVISION_FAMILIES:
+                found[family] |= set(division_index(n, family))
     return found
 
 
-def below(coverage: Coverage, possible: dict[str, set], floor: int) -> list[tuple[str, object]]:
-    """The reachable facts seen fewer than ``floor`` times, as ``(family, fact)``, in a fixed order."""
+def floors(coverage_floor: int, place_floor: int) -> dict[str, int]:
+    """The floor of each family: ``division_place`` has a table per place, far more facts, so its own."""
+    return {family: place_floor if family == "division_place" else coverage_floor for family in FAMILIES}
+
+
+def below(coverage: Coverage, possible: dict[str, set], floor: dict[str, int]) -> list[tuple[str, object]]:
+    """The reachable facts seen fewer than their family's floor, as ``(family, fact)``, in a fixed order."""
     return [(family, fact) for family in FAMILIES
-            for fact in sorted(possible[family]) if coverage[family][fact] < floor]
+            for fact in sorted(possible[family]) if coverage[family][fact] < floor[family]]
 
 
-def summary(coverage: Coverage, possible: dict[str, set], floor: int) -> dict:
-    """Per family: reachable facts, those never seen, below the floor, min and median occurrences.
+def summary(coverage: Coverage, possible: dict[str, set], floor: dict[str, int]) -> dict:
+    """Per family: its floor, reachable facts, those never seen, below the floor, min and median occurrences.
 
     ``unreachable_seen`` counts facts seen that the enumeration says cannot occur (it must be 0).
     """
@@ -174,11 +191,112 @@ def summary(coverage: Coverage, possible: dict[str, set], floor: int) -> dict:
             continue
         seen = [coverage[family][fact] for fact in possible[family]]
         families[family] = {
+            "floor": floor[family],
             "reachable": len(possible[family]),
             "unseen": sum(1 for c in seen if c == 0),
-            "below_floor": sum(1 for c in seen if c < floor),
+            "below_floor": sum(1 for c in seen if c < floor[family]),
             "min": min(seen),
             "median": statistics.median(seen),
             "unreachable_seen": sum(1 for fact, c in coverage[family].items() if c and fact not in possible[family]),
         }
-    return {"floor": floor, "families": families}
+    return {"families": families}
+
+
+# ---------------------------------------------------------------------------------------------
+# Counting a corpus, and the top-up that lifts every fact to its floor
+# ---------------------------------------------------------------------------------------------
+
+# Composes one case per prize composition: ``data.draw_composed`` (data imports this module, not back).
+Compose = Callable[[np.random.Generator, list[tuple[int, ...]], float], list[kata.Case]]
+
+
+def _chunk_coverage(job: tuple[list[kata.Case], str]) -> Coverage:
+    cases, answer_format = job
+    return count(formats.render_completion(case, answer_format) for case in cases)
+
+
+def train_coverage(cases: list[kata.Case], answer_format: str, workers: int = 1) -> Coverage:
+    """The fact coverage of ``cases``, counted on their rendered completions (in ``workers`` processes)."""
+    chunk = 20_000
+    jobs = [(cases[start:start + chunk], answer_format) for start in range(0, len(cases), chunk)]
+    with progress.track("counting facts", len(cases)) as task:
+        parts = []
+        if workers > 1 and len(jobs) > 1:
+            with ProcessPoolExecutor(workers) as pool:
+                for job, part in zip(jobs, pool.map(_chunk_coverage, jobs), strict=True):
+                    parts.append(part)
+                    task.advance(len(job[0]))
+        else:
+            for job in jobs:
+                parts.append(_chunk_coverage(job))
+                task.advance(len(job[0]))
+    return merge(parts)
+
+
+def cover(rng: np.random.Generator, params: DataParams, counts: Coverage, seen: set[kata.Case],
+          replaceable: list[kata.Case], compose: Compose) -> list[kata.Case]:
+    """``replaceable`` with cases that lift every reachable fact to its floor (``data.coverage_floor``,
+    ``data.place_floor``) in their place.
+
+    For each fact below its floor (by family in :data:`_TARGETED` order, then in a fixed order), cases are
+    composed to show it (a composition whose division shows the step; ``k`` tickets of the rank for a tally
+    step or a count value) until it reaches the floor. As many cases of ``replaceable`` (from its end) then
+    make room, skipping any whose removal would take a fact below its floor. The size stays that of
+    ``replaceable``: if too few can go, the last ones go anyway (``coverage.json`` then shows facts below
+    the floor). ``counts`` is kept up to date.
+    """
+    fmt, floor = params.answer_format, floors(params.coverage_floor, params.place_floor)
+    possible = reachable(params.min_tickets, params.max_tickets, fmt)
+    added: list[kata.Case] = []
+    targets = [target for target in below(counts, possible, floor) if target[0] in _TARGETED]
+    for family, fact in sorted(targets, key=lambda target: _TARGETED.index(target[0])):
+        for _ in range(100):
+            need = min(floor[family] - counts[family][fact], len(replaceable) - len(added))
+            if need <= 0:
+                break
+            for case in compose(rng, _compositions_for(rng, params, family, fact, need), params.bonus_prob):
+                if case not in seen:
+                    seen.add(case)
+                    added.append(case)
+                    add(counts, _facts(case, fmt))
+    removed: set[int] = set()
+    for strict in (True, False):
+        for index in range(len(replaceable) - 1, -1, -1):
+            if len(removed) >= len(added):
+                break
+            if index in removed:
+                continue
+            facts = _facts(replaceable[index], fmt)
+            add(counts, facts, -1)
+            if strict and any(counts[family][fact] < floor[family] for family, keys in facts.items() for fact in keys):
+                add(counts, facts)
+            else:
+                removed.add(index)
+    return [case for index, case in enumerate(replaceable) if index not in removed] + added
+
+
+def _facts(case: kata.Case, answer_format: str) -> Facts:
+    return completion_facts(formats.render_completion(case, answer_format))
+
+
+# The families the top-up composes cases for, in the order it does; flags and match counts are common in
+# every draw. The steps come before the steps by place: a floor on the places takes far more room.
+_TARGETED = ("tally", "count", "division", "division_place")
+
+
+def _compositions_for(rng: np.random.Generator, params: DataParams, family: str, fact: tuple,
+                      size: int) -> list[tuple[int, ...]]:
+    """``size`` prize compositions whose cases show ``fact``, drawn uniformly among those that do."""
+    if family in DIVISION_FAMILIES:
+        n = fact[0]
+        hits = division_index(n, family)[fact]
+        return [composition_list(n)[hits[i]] for i in rng.integers(0, len(hits), size)]
+    rank, k = fact  # k tickets of the rank (a tally step k or a count value k), the rest spread uniformly
+    column = kata.RANK_KEYS.index(rank)
+    found = []
+    for n in rng.integers(max(k, params.min_tickets), params.max_tickets + 1, size).tolist():
+        rest = n - k
+        bars = np.sort(rng.choice(rest + 4, 4, replace=False))
+        parts = (np.diff(bars, prepend=-1, append=rest + 4) - 1).tolist()
+        found.append(tuple([*parts[:column], k, *parts[column:]]))
+    return found

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import polars as pl
@@ -161,17 +162,22 @@ def generate_cases(params: DataParams, workers: int = 1) -> dict[str, list[kata.
     return draw_corpus(params, workers)[0]
 
 
-def draw_corpus(params: DataParams, workers: int = 1) -> tuple[dict[str, list[kata.Case]], coverage.Coverage | None]:
-    """All splits, and the fact coverage of ``train`` when the coverage top-up counted it (else None)."""
+class Drawn(NamedTuple):
+    splits: dict[str, list[kata.Case]]
+    coverage: coverage.Coverage | None  # of train, when the top-up counted it
+    composed: int  # train cases composed by the top-up
+
+
+def draw_corpus(params: DataParams, workers: int = 1) -> Drawn:
+    """All splits, with the fact coverage of ``train`` when the coverage top-up counted it."""
     with progress.track("drawing cases", sum(split_size(params, s) for s in SPLITS)) as task:
         return _generate_cases(params, task, workers)
 
 
-def _generate_cases(params: DataParams, task: progress.Task,
-                    workers: int) -> tuple[dict[str, list[kata.Case]], coverage.Coverage | None]:
+def _generate_cases(params: DataParams, task: progress.Task, workers: int) -> Drawn:
     seen: set[kata.Case] = set()
     splits: dict[str, list[kata.Case]] = {}
-    counts = None
+    counts, composed = None, 0
     for split in _DRAW_ORDER:
         rng = np.random.default_rng([params.seed, _SPLIT_STREAM[split]])
         target = split_size(params, split)
@@ -192,101 +198,16 @@ def _generate_cases(params: DataParams, task: progress.Task,
             if size:
                 extra_rng = np.random.default_rng([params.seed, _SPLIT_STREAM[split], stream])
                 extra = _draw_distinct(extra_rng, params, size, draw, seen, split, task)
-                if draw == "prizes" and split == "train" and params.coverage_floor:
-                    counts = train_coverage(cases + extra, params.answer_format, workers)
+                if draw == "prizes" and split == "train" and (params.coverage_floor or params.place_floor):
+                    counts = coverage.train_coverage(cases + extra, params.answer_format, workers)
                     cover_rng = np.random.default_rng([params.seed, _SPLIT_STREAM[split], 3])
-                    extra = cover(cover_rng, params, counts, seen, extra)
+                    drawn = set(extra)
+                    extra = coverage.cover(cover_rng, params, counts, seen, extra, draw_composed)
+                    composed = sum(1 for case in extra if case not in drawn)
                 cases += extra
                 cases = [cases[i] for i in extra_rng.permutation(len(cases))]
         splits[split] = cases
-    return {split: splits[split] for split in SPLITS}, counts
-
-
-def _chunk_coverage(job: tuple[list[kata.Case], str]) -> coverage.Coverage:
-    cases, answer_format = job
-    return coverage.count(formats.render_completion(case, answer_format) for case in cases)
-
-
-def train_coverage(cases: list[kata.Case], answer_format: str, workers: int = 1) -> coverage.Coverage:
-    """The fact coverage of ``cases``, counted on their rendered completions (in ``workers`` processes)."""
-    chunk = 20_000
-    jobs = [(cases[start:start + chunk], answer_format) for start in range(0, len(cases), chunk)]
-    with progress.track("counting facts", len(cases)) as task:
-        parts = []
-        if workers > 1 and len(jobs) > 1:
-            with ProcessPoolExecutor(workers) as pool:
-                for job, part in zip(jobs, pool.map(_chunk_coverage, jobs), strict=True):
-                    parts.append(part)
-                    task.advance(len(job[0]))
-        else:
-            for job in jobs:
-                parts.append(_chunk_coverage(job))
-                task.advance(len(job[0]))
-    return coverage.merge(parts)
-
-
-def cover(rng: np.random.Generator, params: DataParams, counts: coverage.Coverage, seen: set[kata.Case],
-          replaceable: list[kata.Case]) -> list[kata.Case]:
-    """``replaceable`` with cases that lift every reachable fact to ``data.coverage_floor`` in their place.
-
-    For each fact below the floor (in a fixed order), cases are composed to show it (a composition whose
-    division shows the step; ``k`` tickets of the rank for a tally step or a count value) until it reaches
-    the floor. As many cases of ``replaceable`` (from its end) then make room, skipping any whose removal
-    would take a fact below the floor. The size stays that of ``replaceable``: a small corpus covers what
-    fits (``coverage.json`` says what is left below the floor). ``counts`` is kept up to date.
-    """
-    fmt, floor = params.answer_format, params.coverage_floor
-    possible = coverage.reachable(params.min_tickets, params.max_tickets, fmt)
-    added: list[kata.Case] = []
-    for family, fact in coverage.below(counts, possible, floor):
-        for _ in range(100):
-            need = min(floor - counts[family][fact], len(replaceable) - len(added))
-            if need <= 0 or family not in _TARGETED:
-                break
-            for case in draw_composed(rng, _compositions_for(rng, params, family, fact, need), params.bonus_prob):
-                if case not in seen:
-                    seen.add(case)
-                    added.append(case)
-                    coverage.add(counts, _facts(case, fmt))
-    kept = list(replaceable)
-    for index in range(len(kept) - 1, -1, -1):
-        if len(kept) + len(added) <= len(replaceable):
-            break
-        facts = _facts(kept[index], fmt)
-        coverage.add(counts, facts, -1)
-        if any(counts[family][fact] < floor for family, keys in facts.items() for fact in keys):
-            coverage.add(counts, facts)
-        else:
-            del kept[index]
-    for case in added[len(replaceable) - len(kept):]:  # what did not fit
-        coverage.add(counts, _facts(case, fmt), -1)
-    return kept + added[:len(replaceable) - len(kept)]
-
-
-def _facts(case: kata.Case, answer_format: str) -> coverage.Facts:
-    return coverage.completion_facts(formats.render_completion(case, answer_format))
-
-
-# The families the top-up composes cases for; flags and match counts are common in every draw.
-_TARGETED = ("tally", "count", "division")
-
-
-def _compositions_for(rng: np.random.Generator, params: DataParams, family: str, fact: tuple,
-                      size: int) -> list[tuple[int, ...]]:
-    """``size`` prize compositions whose cases show ``fact``, drawn uniformly among those that do."""
-    if family == "division":
-        n = fact[0]
-        hits = coverage.division_index(n)[fact]
-        return [coverage.composition_list(n)[hits[i]] for i in rng.integers(0, len(hits), size)]
-    rank, k = fact  # k tickets of the rank (a tally step k or a count value k), the rest spread uniformly
-    column = kata.RANK_KEYS.index(rank)
-    found = []
-    for n in rng.integers(max(k, params.min_tickets), params.max_tickets + 1, size).tolist():
-        rest = n - k
-        bars = np.sort(rng.choice(rest + 4, 4, replace=False))
-        parts = (np.diff(bars, prepend=-1, append=rest + 4) - 1).tolist()
-        found.append(tuple([*parts[:column], k, *parts[column:]]))
-    return found
+    return Drawn({split: splits[split] for split in SPLITS}, counts, composed)
 
 
 def _draw_distinct(rng: np.random.Generator, params: DataParams, target: int, draw: str,
@@ -379,7 +300,7 @@ def write_corpus(params: DataParams, out_dir: str | Path, workers: int = 2) -> d
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    splits, counts = draw_corpus(params, workers)
+    splits, counts, composed = draw_corpus(params, workers)
     stats: dict = {"splits": {}}
     for split, cases in splits.items():
         frame = to_frame(split, cases, params.answer_format, workers)
@@ -390,7 +311,8 @@ def write_corpus(params: DataParams, out_dir: str | Path, workers: int = 2) -> d
         if split == "train" and counts is None:  # the top-up did not count them: read the rendered text
             counts = coverage.count(frame["model_completion"])
     possible = coverage.reachable(params.min_tickets, params.max_tickets, params.answer_format)
-    stats["coverage"] = coverage.summary(counts, possible, params.coverage_floor)
+    stats["coverage"] = coverage.summary(counts, possible, coverage.floors(params.coverage_floor, params.place_floor))
+    stats["coverage"]["composed_cases"] = composed
     elapsed = time.perf_counter() - start
     total = sum(len(c) for c in splits.values())
     stats["cases"] = total
