@@ -182,12 +182,15 @@ def onnx_model(engine: Any, args: argparse.Namespace, cases: list) -> Any:
 
 
 def onnx_engine_predict(engine: Any, fast: Any, case: Any) -> Any:
-    """``engine.predict([case])`` with the engine's model on ONNX Runtime."""
+    """``engine.predict([case])`` with the engine's model on ONNX Runtime (as ``onnx_backend.accelerate``)."""
+    from lottogpt.onnx_backend import LONE_DRAFT
+
     torch_model, engine.model = engine.model, fast
+    lone_draft, engine.lone_draft = engine.lone_draft, LONE_DRAFT
     try:
         return engine.predict([case])
     finally:
-        engine.model = torch_model
+        engine.model, engine.lone_draft = torch_model, lone_draft
 
 
 def timed_calls(args: argparse.Namespace) -> int:
