@@ -43,13 +43,14 @@ class DataParams:
     # Share of train and val cases drawn like test_natural (uniform tickets) instead of stratified.
     natural_share: float = 0.2
     # Share of train and val cases whose prize counts are drawn uniformly (every division line alike).
-    prize_share: float = 0.3
+    prize_share: float = 0.45
     # Every reachable fact of the answer (coverage.py) occurs at least this often in train: cases composed to
     # show the rare ones take the place of prize-drawn ones (0 = none).
     coverage_floor: int = 100
     # The same for each division step at each place of its quotient digit (coverage.py: division_place; 0 =
-    # counted and reported only: far more facts, and a floor of 10 does not fit in data.prize_share 0.3).
-    place_floor: int = 0
+    # counted and reported only). There are far more of these facts: a floor of 10 needs room, which a
+    # data.prize_share of 0.3 leaves too little of.
+    place_floor: int = 10
     answer_format: str = "ledger"
 
 
@@ -78,7 +79,7 @@ OPTIMIZERS = ("adamw", "muon")
 @dataclass
 class TrainParams:
     seed: int = 1337
-    max_steps: int = 2500
+    max_steps: int = 4000
     max_minutes: float = 0.0  # 0 = no wall-clock limit
     batch_tokens: int = 4096
     lr: float = 8e-3
