@@ -53,3 +53,16 @@ def test_export_refuses_learned_positions(tmp_path: Path) -> None:
     model = GPT(GPTConfig(vocab_size=50, block_size=64, n_layer=1, n_head=2, n_embd=32, rope=False))
     with pytest.raises(ValueError, match="rotary"):
         onnx_backend.export(model, tmp_path / "x.onnx")
+
+
+@pytest.mark.slow
+@torch.no_grad()
+def test_exported_checkpoint_file_decodes_like_the_checkpoint(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    from lottogpt import checkpoint
+
+    onnx_backend.main([str(tiny_checkpoint), str(tmp_path / "onnx" / "decode.onnx")])
+    model, _, _ = checkpoint.load(tiny_checkpoint)
+    fast = onnx_backend.OrtGPT(model, tmp_path / "onnx" / "decode.onnx")
+    x = torch.randint(1, model.config.vocab_size, (1, 20))
+    cache = KVCache(model.config, 1, 20, torch.device("cpu"), torch.float32)
+    assert torch.allclose(fast(x, cache), model(x), atol=1e-4)

@@ -9,10 +9,15 @@ stays the reference and the training path; this module is imported by nobody bel
 
     engine = ModelEngine("models/checkpoint", speculative=True)
     onnx_backend.accelerate(engine)            # exports the decoding graph to a temporary file
+
+or export once next to the checkpoint and load that file (``accelerate(engine, "models/onnx/decode.onnx")``):
+
+    python -m lottogpt.onnx_backend models/checkpoint models/onnx/decode.onnx
 """
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 import weakref
 from collections.abc import Iterator
@@ -23,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lottogpt import checkpoint
 from lottogpt.inference import ModelEngine
 from lottogpt.model import GPT, KVCache, RowKVCache
 
@@ -172,3 +178,17 @@ def accelerate(engine: ModelEngine, onnx_path: str | Path | None = None, threads
     engine.model = OrtGPT(engine.model, onnx_path, threads)
     engine.lone_draft = LONE_DRAFT
     return engine
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Export a checkpoint's decoding graph for ONNX Runtime.")
+    parser.add_argument("checkpoint", help="checkpoint folder")
+    parser.add_argument("out", help="the .onnx file to write")
+    args = parser.parse_args(argv)
+    model, _, _ = checkpoint.load(args.checkpoint)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    print(f"wrote {export(model, args.out)}")
+
+
+if __name__ == "__main__":
+    main()
