@@ -61,8 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--modes", default="on,off", help="comma list of: on (micro-batching), off")
     parser.add_argument("--max-batch-size", type=int, default=64, help="server cases per forward pass (mode on)")
     parser.add_argument("--max-wait-ms", type=float, default=5.0, help="server batching wait (mode on)")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="server torch threads via OMP_NUM_THREADS/MKL_NUM_THREADS (0: torch's default)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads of the server (lottogpt serve --threads) and of the in-process "
+                             "engine (0: torch's default)")
     parser.add_argument("--device", default="auto", help="server device: auto, cpu, cuda")
     parser.add_argument("--speculative", action=argparse.BooleanOptionalAction, default=True,
                         help="the server decodes a case alone in its batch speculatively (its default)")
@@ -89,12 +90,11 @@ class Server:
         self.port = free_port()
         self.base = f"http://{HOST}:{self.port}"
         env = dict(os.environ)
-        if args.threads > 0:
-            env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(args.threads)
         command = [sys.executable, "-m", "lottogpt.cli", "serve", "--host", HOST, "--port", str(self.port),
                    "--engine", args.engine, "--model", model, "--device", args.device,
                    "--max-batch-size", str(max_batch_size), "--max-wait-ms", str(max_wait_ms),
-                   "--speculative" if args.speculative else "--no-speculative", "--log-level", "warning"]
+                   "--threads", str(args.threads), "--speculative" if args.speculative else "--no-speculative",
+                   "--log-level", "warning"]
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 (closed in stop())
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=env,
