@@ -12,6 +12,8 @@ from lottogpt import kata
 from lottogpt.decode import NGramDrafter, greedy_decode, speculative_decode_rows
 from lottogpt.model import GPT, GPTConfig, KVCache, RowKVCache
 
+from .test_model import EveryThird
+
 
 @pytest.fixture(params=[(True, True), (False, False)], ids=["rope-prev-token", "learned"])
 def model(request: pytest.FixtureRequest) -> GPT:
@@ -19,19 +21,6 @@ def model(request: pytest.FixtureRequest) -> GPT:
     rope, prev_token = request.param
     return GPT(GPTConfig(vocab_size=50, block_size=64, n_layer=2, n_head=2, n_embd=32, rope=rope,
                          prev_token=prev_token)).eval()
-
-
-class EveryThird:
-    """Forces token 7 at every third generated position (copyable, as drafting needs)."""
-
-    def __init__(self) -> None:
-        self.position = 0
-
-    def forced(self) -> int | None:
-        return 7 if self.position % 3 == 2 else None
-
-    def observe(self, token: int) -> None:
-        self.position += 1
 
 
 PROMPTS = [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12], [3, 3, 3, 3], [4, 8, 15, 16]]
