@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -44,7 +45,8 @@ def alive(pid: int) -> bool:
 
 
 def kill_tree(process: subprocess.Popen) -> None:
-    """SIGKILL ``process``, its process group and every descendant at once, then reap it.
+    """SIGKILL ``process``, its process group and every descendant at once, reap it, and wait (10 s at most)
+    until the descendants are gone.
 
     Nothing is sent once ``process`` has been reaped: its PID may then belong to someone else.
     """
@@ -57,6 +59,10 @@ def kill_tree(process: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+    # SIGKILL lands asynchronously: on a busy machine a rank can still run for a moment after kill().
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in pids[1:]) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 @contextlib.contextmanager
