@@ -4,8 +4,8 @@ All of the server's torch work (loading the engine and every ``predict``) runs o
 :func:`inference_thread`. torch's CPU kernels run on OpenMP, and OpenMP keeps one team of worker
 threads per calling thread: an engine loaded on one thread and run on another makes two teams, and
 once the teams hold more threads than there are cores, GNU OpenMP stops spin-waiting between parallel
-regions, which made every forward pass several times slower (issue 18: 76 ms for a 10-ticket case
-from a script's main thread, 276 ms from a fresh one-thread executor).
+regions, which made every forward pass several times slower (issue 18; the figures are in
+benchmarks/README.md).
 """
 
 import asyncio
