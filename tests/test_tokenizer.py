@@ -59,6 +59,7 @@ def test_each_lotto_number_is_one_piece_everywhere(tok: tokenizer.Tokenizer, tin
 
 
 def test_amounts_counts_and_rates_are_digits(tok: tokenizer.Tokenizer) -> None:
+    assert not tok.value_pieces  # the default (tokenizer.value_pieces: false)
     pieces = [tok.piece(i) for i in tok.encode("10000\n총 수익률은 15,150.0%입니다.\n3개 일치 (5,000원) - 12개")]
     for digits in ("10000", "15150", "12"):
         for d in digits:
@@ -158,3 +159,53 @@ def test_ledger_lines_tag_quotients_and_keep_the_rank_labels(place_tok: tokenize
     for case in cases:
         text = formats.render_prompt(case, "ledger") + formats.render_completion(case, "ledger")
         assert place_tok.decode(place_tok.encode(text)) == text
+
+
+@pytest.fixture(scope="module")
+def value_tok(tmp_path_factory: pytest.TempPathFactory) -> tokenizer.Tokenizer:
+    """The default kind of tokenizer: ``ledger`` with place digits and one piece per small value."""
+    cases = data.generate_cases(dataclasses.replace(TINY, answer_format="ledger", max_tickets=20,
+                                                    prize_share=0.5))["train"]
+    texts = [formats.render_prompt(c, "ledger") + formats.render_completion(c, "ledger") for c in cases]
+    out = tokenizer.train(texts, tmp_path_factory.mktemp("value_tok"), 768, place_digits=True, value_pieces=True)
+    return tokenizer.Tokenizer.load(out)
+
+
+def test_value_pieces_are_known_from_the_model_file(place_tok: tokenizer.Tokenizer,
+                                                    value_tok: tokenizer.Tokenizer) -> None:
+    assert value_tok.value_pieces and value_tok.place_digits and not place_tok.value_pieces
+
+
+def test_divisor_and_each_remainder_are_one_piece(value_tok: tokenizer.Tokenizer) -> None:
+    line = formats.division_line(4_031_550_000, 17, "ledger")  # remainders of one and of two digits
+    steps = formats.division_steps(line)
+    assert steps is not None and any(r >= 10 for _, _, r in steps[1])
+    pieces = [value_tok.piece(i) for i in value_tok.encode(line)]
+    assert pieces.count(tokenizer.DIVISOR_CHARS[17]) == 1
+    assert [p for p in pieces if p in tokenizer.REMAINDER_CHARS] == [tokenizer.REMAINDER_CHARS[r]
+                                                                   for _, _, r in steps[1]]
+    assert not any(p in formats.SUPERSCRIPTS for p in pieces)
+    tagged = [p for p in pieces if p in tokenizer.PLACE_CHARS]
+    top = len(steps[1]) - 1
+    assert tagged == [tokenizer.PLACE_CHARS[10 * (top - i) + q] for i, (_, q, _) in enumerate(steps[1])]
+
+
+def test_tallies_and_counts_are_one_piece(value_tok: tokenizer.Tokenizer) -> None:
+    pieces = [value_tok.piece(i) for i in value_tok.encode("⑬2+ 6+ 9+ 22+ 28. 32+ =5 Ⅲ12")]
+    assert pieces[-2:] == ["Ⅲ", tokenizer.VALUE_CHARS[12]]
+    for value in (0, 9, 10, 19, 20):
+        pieces = [value_tok.piece(i) for i in value_tok.encode(f"3개 일치 (5,000원) - {value}개")]
+        assert pieces[1] == tokenizer.VALUE_CHARS[value]
+
+
+def test_value_pieces_are_lossless(value_tok: tokenizer.Tokenizer) -> None:
+    cases = data.generate_cases(dataclasses.replace(TINY, answer_format="ledger", max_tickets=20,
+                                                    prize_share=0.5))["test"]
+    assert max(len(c.tickets) for c in cases) > 10
+    for case in cases:
+        text = formats.render_prompt(case, "ledger") + formats.render_completion(case, "ledger")
+        assert value_tok.decode(value_tok.encode(text)) == text
+    # Spellings that are not canonical, or values past the pieces, stay digits and decode to themselves.
+    for text in ["3개 일치 (5,000원) - 07개", "3개 일치 (5,000원) - 99개", "⑬2+ 6+ 9+ 22+ 28. 32+ =5 Ⅲ07",
+                 "÷08: 50⁵06²", "÷99: 50⁵", "÷8: 50⁰⁵", "÷51: 5⁵¹"]:
+        assert value_tok.decode(value_tok.encode(text)) == text

@@ -59,6 +59,7 @@ class TokenizerParams:
     vocab_size: int = 640
     model_type: str = "bpe"
     sample_cases: int = 20_000
+    value_pieces: bool = False  # one piece per count, tally, divisor and remainder value
 
 
 @dataclass

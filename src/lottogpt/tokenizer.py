@@ -15,6 +15,12 @@ digits of the rate and of the division work line, so the model can find "the quo
 hundreds" by what a piece is, not by counting positions. A tokenizer knows it has these pieces
 (:attr:`Tokenizer.place_digits`), so a checkpoint carries the choice with it.
 
+With ``value_pieces`` (``tokenizer.value_pieces``) every small integer the model computes is one piece:
+a count line's value, a tally's value, the divisor of the division line and each of its remainders
+(``¹⁷`` is one piece, not two). A step of the division then reads three tokens (remainder, dividend
+digit, divisor) instead of up to five, and a tally goes from piece to piece (``9`` -> ``10`` is one
+lookup, not a carry). :attr:`Tokenizer.value_pieces` says whether a tokenizer has them.
+
 Special tokens are defined here and nowhere else: ``<pad>`` 0, ``<unk>`` 1, ``<s>`` (BOS) 2,
 ``</s>`` (EOS) 3. The answer formats need no separator beyond the pieces of their text.
 """
@@ -46,10 +52,18 @@ PHRASE_CHARS = "".join(chr(_PHRASE_BASE + i) for i in range(len(kata.FIXED_TEXTS
 _PLACE_BASE = 0xE200  # U+E200 + 10 * place + digit: a digit in the 10**place position
 PLACES = 12  # enough for the largest dividend of 50 tickets (50 jackpots: 12 digits)
 PLACE_CHARS = "".join(chr(_PLACE_BASE + i) for i in range(10 * PLACES))
+MAX_VALUE = formats.MAX_TICKETS  # a count, a tally, a divisor or a remainder is at most the ticket count
+_VALUE_BASE = 0xE300  # U+E300 + v: the value v of a count line or a tally
+VALUE_CHARS = "".join(chr(_VALUE_BASE + v) for v in range(MAX_VALUE + 1))
+_DIVISOR_BASE = 0xE340  # U+E340 + n: the divisor n of the division line
+DIVISOR_CHARS = "".join(chr(_DIVISOR_BASE + n) for n in range(MAX_VALUE + 1))
+_REMAINDER_BASE = 0xE380  # U+E380 + r: the remainder r of a division step, written in superscript
+REMAINDER_CHARS = "".join(chr(_REMAINDER_BASE + r) for r in range(MAX_VALUE + 1))
 MODEL_FILE = "tokenizer.model"
 META_FILE = "tokenizer.json"
 
-_PRIVATE = re.compile(rf"[{NUMBER_CHARS}{NEWLINE_CHAR}{PHRASE_CHARS}{PLACE_CHARS}]")
+_PRIVATE = re.compile(rf"[{NUMBER_CHARS}{NEWLINE_CHAR}{PHRASE_CHARS}{PLACE_CHARS}{VALUE_CHARS}{DIVISOR_CHARS}"
+                      rf"{REMAINDER_CHARS}]")
 _PHRASE = re.compile("|".join(re.escape(t) for t in sorted(kata.FIXED_TEXTS, key=len, reverse=True)))
 _TO_PHRASE_CHAR = {text: chr(_PHRASE_BASE + i) for i, text in enumerate(kata.FIXED_TEXTS)}
 _TICKET_LINE = re.compile(rf"[{formats.CIRCLED_CHARS}]?\[\d{{1,2}}(?:, \d{{1,2}})*\]")
@@ -61,6 +75,12 @@ _TO_DIGITS = {chr(_NUMBER_BASE + n): str(n) for n in range(kata.NUMBER_MIN, kata
 _TO_DIGITS[NEWLINE_CHAR] = "\n"
 _TO_DIGITS |= {char: text for text, char in _TO_PHRASE_CHAR.items()}
 _TO_DIGITS |= {char: str(index % 10) for index, char in enumerate(PLACE_CHARS)}
+_TO_DIGITS |= {char: str(v) for v, char in enumerate(VALUE_CHARS)}
+_TO_DIGITS |= {char: str(n) for n, char in enumerate(DIVISOR_CHARS)}
+_TO_DIGITS |= {char: formats.superscript(r) for r, char in enumerate(REMAINDER_CHARS)}
+_COUNT_LABELS = [rank.line_label for rank in kata.Rank]
+_COUNT_LINE = re.compile("(" + "|".join(re.escape(f"{label} - ") for label in _COUNT_LABELS) + r")(\d+)(개)")
+_TALLY_VALUE = re.compile(rf"( [#{formats.TALLY_CHARS}])(\d+)$")
 _RATE_LINE = re.compile(rf"({re.escape(kata.RATE_PREFIX)})([0-9,]+\.[0-9])({re.escape(kata.RATE_SUFFIX)})")
 
 
@@ -71,6 +91,15 @@ def _number_char(match: re.Match[str]) -> str:
     if str(number) == digits and kata.NUMBER_MIN <= number <= kata.NUMBER_MAX:
         return chr(_NUMBER_BASE + number)
     return digits
+
+
+def _value(chars: str, text: str) -> str:
+    """The one piece of the integer ``text`` (digits or superscript) from ``chars``; plain text if too big."""
+    plain = text[0] not in formats.SUPERSCRIPTS
+    value = int(text if plain else "".join(str(formats.SUPERSCRIPTS.index(c)) for c in text))
+    # Only canonical spellings map to a piece ("07" stays digits), so decoding restores the text.
+    canonical = str(value) if plain else formats.superscript(value)
+    return chars[value] if value <= MAX_VALUE and text == canonical else text
 
 
 def _place_digits(number: str, places: list[int] | None = None) -> str:
@@ -92,23 +121,32 @@ def _place_digits(number: str, places: list[int] | None = None) -> str:
     return "".join(out)
 
 
-def _mark_places(line: str) -> str | None:
-    """The division line or the rate line with place-tagged digits; ``None`` for any other line."""
+def _mark_places(line: str, value_pieces: bool = False) -> str | None:
+    """The division line or the rate line with place-tagged digits; ``None`` for any other line.
+
+    With ``value_pieces`` the divisor and each remainder of the division become one piece each.
+    """
+    def divisor_text(divisor: str) -> str:
+        return _value(DIVISOR_CHARS, divisor) if value_pieces else divisor
+
+    def remainder_text(remainder: str) -> str:
+        return _value(REMAINDER_CHARS, remainder) if value_pieces else remainder
+
     division = formats.DIVISION_LINE.fullmatch(line)
     if division:
         dividend, divisor, steps = division.groups()
         top = len(dividend) - 1
-        marked_steps = "".join(_place_digits(quotient, [top - i]) + remainder
+        marked_steps = "".join(_place_digits(quotient, [top - i]) + remainder_text(remainder)
                                for i, (quotient, remainder) in enumerate(formats.DIVISION_STEP.findall(steps)))
-        return f"{_place_digits(dividend)}{formats.DIVISION_SIGN}{divisor}={marked_steps}"
+        return f"{_place_digits(dividend)}{formats.DIVISION_SIGN}{divisor_text(divisor)}={marked_steps}"
     stepwise = formats.STEPWISE_LINE.fullmatch(line)
     if stepwise:  # stepwise and ledger: the dividend digit stays plain, the quotient digit carries its place
         divisor, steps = stepwise.groups()
         found = formats.STEPWISE_STEP.findall(steps)
         top = len(found) - 1
-        marked_steps = "".join(f"{space}{digit}{_place_digits(quotient, [top - i])}{remainder}"
+        marked_steps = "".join(f"{space}{digit}{_place_digits(quotient, [top - i])}{remainder_text(remainder)}"
                                for i, (space, digit, quotient, remainder) in enumerate(found))
-        return f"{formats.DIVISION_SIGN}{divisor}:{marked_steps}"
+        return f"{formats.DIVISION_SIGN}{divisor_text(divisor)}:{marked_steps}"
     rate = _RATE_LINE.fullmatch(line)
     if rate:
         prefix, number, suffix = rate.groups()
@@ -116,24 +154,31 @@ def _mark_places(line: str) -> str | None:
     return None
 
 
-def _mark_line(line: str, place_digits: bool = False) -> str:
-    if place_digits and (marked := _mark_places(line)) is not None:
+def _mark_line(line: str, place_digits: bool = False, value_pieces: bool = False) -> str:
+    if place_digits and (marked := _mark_places(line, value_pieces)) is not None:
         return marked
     if _TICKET_LINE.fullmatch(line) or _WINNING_LINE.fullmatch(line) or _BONUS_LINE.fullmatch(line):
         return _ANY_NUMBER.sub(_number_char, line)
     if formats.is_work_line(line) or formats.is_header_line(line):
-        return _WORK_NUMBER.sub(_number_char, line)
+        line = _WORK_NUMBER.sub(_number_char, line)
+        if value_pieces:
+            line = _TALLY_VALUE.sub(lambda m: m.group(1) + _value(VALUE_CHARS, m.group(2)), line)
+        return line
+    if value_pieces and (count := _COUNT_LINE.fullmatch(line)):
+        label, value, suffix = count.groups()
+        return label + _value(VALUE_CHARS, value) + suffix
     return line
 
 
-def to_pieces_text(text: str, place_digits: bool = False) -> str:
+def to_pieces_text(text: str, place_digits: bool = False, value_pieces: bool = False) -> str:
     """The text as SentencePiece sees it: lotto numbers and newlines as private-use characters.
 
-    With ``place_digits``, the digits of division and rate lines become digit-and-place pieces.
+    With ``place_digits``, the digits of division and rate lines become digit-and-place pieces; with
+    ``value_pieces``, counts, tallies, the divisor and the remainders become one piece per value.
     """
     if _PRIVATE.search(text):
         raise ValueError("text holds a private-use character that the tokenizer reserves")
-    marked = NEWLINE_CHAR.join(_mark_line(line, place_digits) for line in text.split("\n"))
+    marked = NEWLINE_CHAR.join(_mark_line(line, place_digits, value_pieces) for line in text.split("\n"))
     return _PHRASE.sub(lambda m: _TO_PHRASE_CHAR[m.group(0)], marked)
 
 
@@ -141,18 +186,21 @@ def from_pieces_text(text: str) -> str:
     return _PRIVATE.sub(lambda m: _TO_DIGITS[m.group(0)], text)
 
 
-def user_symbols(place_digits: bool = False) -> list[str]:
+def user_symbols(place_digits: bool = False, value_pieces: bool = False) -> list[str]:
     symbols = [*NUMBER_CHARS, NEWLINE_CHAR, *PHRASE_CHARS, *formats.CIRCLED_CHARS, formats.TOOL_CALL]
     if place_digits:
         symbols += [*PLACE_CHARS, *formats.SUPERSCRIPTS, formats.DIVISION_SIGN, *formats.TALLY_CHARS]
+    if value_pieces:
+        symbols += [*VALUE_CHARS, *DIVISOR_CHARS, *REMAINDER_CHARS]
     return symbols
 
 
 def train(texts: Iterable[str], out_dir: str | Path, vocab_size: int, model_type: str = "bpe",
-          place_digits: bool = False) -> Path:
+          place_digits: bool = False, value_pieces: bool = False) -> Path:
     """Train the tokenizer on ``texts`` and write ``tokenizer.model`` and ``tokenizer.json``.
 
-    ``place_digits`` adds the digit-and-place pieces (for the formats in ``formats.PLACE_FORMATS``).
+    ``place_digits`` adds the digit-and-place pieces (for the formats in ``formats.PLACE_FORMATS``),
+    ``value_pieces`` one piece per small integer (counts, tallies, divisor, remainders).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -161,11 +209,11 @@ def train(texts: Iterable[str], out_dir: str | Path, vocab_size: int, model_type
     progress.note(f"training the tokenizer ({model_type}, {vocab_size} pieces) ...")
     start = time.perf_counter()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=(to_pieces_text(t, place_digits) for t in texts),
+        sentence_iterator=(to_pieces_text(t, place_digits, value_pieces) for t in texts),
         model_writer=model,
         model_type=model_type,
         vocab_size=vocab_size,
-        user_defined_symbols=user_symbols(place_digits),
+        user_defined_symbols=user_symbols(place_digits, value_pieces),
         split_digits=True,
         byte_fallback=True,
         character_coverage=1.0,
@@ -185,6 +233,7 @@ def train(texts: Iterable[str], out_dir: str | Path, vocab_size: int, model_type
     progress.note(f"trained the tokenizer in {progress.format_duration(time.perf_counter() - start)}")
     tokenizer = Tokenizer.load(out_dir)
     meta = {"vocab_size": tokenizer.vocab_size, "model_type": model_type, "place_digits": place_digits,
+            "value_pieces": value_pieces,
             "sha256": tokenizer.sha256, "sentencepiece": spm.__version__}
     (out_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     return out_dir
@@ -200,6 +249,8 @@ class Tokenizer:
         self.pad_id, self.bos_id, self.eos_id = PAD_ID, BOS_ID, EOS_ID
         # Trained with the digit-and-place pieces (formats.PLACE_FORMATS)?
         self.place_digits: bool = self._sp.piece_to_id(PLACE_CHARS[0]) != UNK_ID
+        # Trained with one piece per count, tally, divisor and remainder value (tokenizer.value_pieces)?
+        self.value_pieces: bool = self._sp.piece_to_id(VALUE_CHARS[0]) != UNK_ID
 
     @classmethod
     def load(cls, directory: str | Path) -> Tokenizer:
@@ -209,10 +260,11 @@ class Tokenizer:
         return cls(path.read_bytes())
 
     def encode(self, text: str) -> list[int]:
-        return self._sp.encode(to_pieces_text(text, self.place_digits))
+        return self._sp.encode(to_pieces_text(text, self.place_digits, self.value_pieces))
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        return self._sp.encode([to_pieces_text(t, self.place_digits) for t in texts], num_threads=2)
+        return self._sp.encode([to_pieces_text(t, self.place_digits, self.value_pieces) for t in texts],
+                               num_threads=2)
 
     def decode(self, ids: Sequence[int]) -> str:
         specials = (PAD_ID, BOS_ID, EOS_ID)
@@ -281,7 +333,8 @@ def train_from_corpus(params: TokenizerParams, corpus_dir: str | Path, out_dir: 
     corpus_dir = Path(corpus_dir)
     train_frame = pl.read_parquet(corpus_dir / "train.parquet", n_rows=params.sample_cases)
     texts = [p + c for p, c in zip(train_frame["model_prompt"], train_frame["model_completion"], strict=True)]
-    train(texts, out_dir, params.vocab_size, params.model_type, answer_format in formats.PLACE_FORMATS)
+    train(texts, out_dir, params.vocab_size, params.model_type, answer_format in formats.PLACE_FORMATS,
+          params.value_pieces)
     tokenizer = Tokenizer.load(out_dir)
     metrics: dict = {"vocab_size": tokenizer.vocab_size,
                      "longest_allowed_case": longest_case_tokens(tokenizer, max_tickets, answer_format)}
