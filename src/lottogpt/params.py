@@ -106,7 +106,7 @@ class TrainParams:
 class EvaluateParams:
     batch_size: int = 64
     max_cases: int = 0  # 0 = the whole split
-    threads: int = 1  # CPU threads for decoding; 0 = torch default
+    threads: int = 0  # CPU threads for decoding; 0 = torch default (one per core)
     # The verification suites (suites.py): compositions of up to this many tickets, all of them; of more
     # tickets, a uniform sample of this many; the seed of the tickets that realise them.
     exhaustive_tickets: int = 10
