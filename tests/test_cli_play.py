@@ -189,6 +189,8 @@ def test_serve_refuses_without_a_model(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "[ERROR] no checkpoint" in result.output
     result = CliRunner().invoke(app, ["serve", "--engine", "oracle"])
     assert result.exit_code == 2 and "unknown engine" in result.output
+    result = CliRunner().invoke(app, ["serve", "--backend", "tvm"])
+    assert result.exit_code == 2 and "[ERROR] unknown backend 'tvm'" in result.output
 
 
 @pytest.mark.slow

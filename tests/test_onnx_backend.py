@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
 
-pytest.importorskip("onnxruntime")
-
 from lottogpt import onnx_backend
 from lottogpt.decode import NGramDrafter, greedy_decode, speculative_decode
+from lottogpt.inference import ModelEngine, ReferenceEngine
 from lottogpt.model import GPT, GPTConfig, KVCache
 
 PROMPTS = [[1, 2, 3, 4], [5, 6, 7, 8, 9], [9, 10, 11], [3, 3, 3]]
@@ -66,3 +66,17 @@ def test_exported_checkpoint_file_decodes_like_the_checkpoint(tiny_checkpoint: P
     x = torch.randint(1, model.config.vocab_size, (1, 20))
     cache = KVCache(model.config, 1, 20, torch.device("cpu"), torch.float32)
     assert torch.allclose(fast(x, cache), model(x), atol=1e-4)
+
+
+def test_with_backend_picks_the_runtime(tiny_checkpoint: Path) -> None:
+    engine = ModelEngine(tiny_checkpoint, device="cpu")
+    assert onnx_backend.with_backend(engine, "torch") is engine and onnx_backend.backend_of(engine) == "torch"
+    reference = ReferenceEngine()
+    assert onnx_backend.with_backend(reference, "onnx") is reference
+    assert onnx_backend.backend_of(reference) == "none"
+    with pytest.raises(ValueError, match="unknown backend 'tvm'"):
+        onnx_backend.with_backend(engine, "tvm")
+    exported = set(Path(tempfile.gettempdir()).glob("lottogpt-onnx-*"))
+    fast = onnx_backend.with_backend(ModelEngine(tiny_checkpoint, device="cpu"), "auto")
+    assert onnx_backend.backend_of(fast) == "onnx"
+    assert set(Path(tempfile.gettempdir()).glob("lottogpt-onnx-*")) == exported  # the graph is not left behind

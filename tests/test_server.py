@@ -98,6 +98,20 @@ def test_info(model: TestClient, reference: TestClient) -> None:
     assert len(info["tokenizer_sha256"]) == 64 and len(info["data_sha256"]) == 64
     assert info["limits"]["max_cases"] == 64 and "batching" in info
     assert reference.get("/info").json()["limits"]["max_tickets"] == 20
+    assert info["backend"] == "onnx" and reference.get("/info").json()["backend"] == "none"  # auto on a CPU
+
+
+def test_the_torch_backend_gives_the_onnx_backends_answers(model: TestClient, tiny_checkpoint: Path) -> None:
+    rng = random.Random(21)
+    cases = [random_case(rng, n) for n in (1, 3, 8)]
+    settings = Settings(device="cpu", max_wait_ms=1, backend="torch")
+    with TestClient(create_app(str(tiny_checkpoint), settings)) as plain:
+        wait_ready(plain)
+        assert plain.get("/info").json()["backend"] == "torch"
+        for case in cases:
+            fast, slow = (client.post("/v1/predict", json={**case, "show_work": True}).json()
+                          for client in (model, plain))
+            assert (fast["output"], fast["work"]) == (slow["output"], slow["work"])
 
 
 # --- answers --------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import typer
 from lottogpt import checkpoint, common, evaluate, kata, progress, registry
 from lottogpt.cases import predict_lines, predict_tracked, read_cases
 from lottogpt.inference import Engine, Prediction
+from lottogpt.onnx_backend import BACKENDS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="A tiny GPT that imitates the lotto kata, and the kata itself.")
@@ -339,6 +340,9 @@ def serve(
         "torch CPU threads (0: torch's default, one per core). 1 because decoding is many small products: on a "
         "2-core machine one thread is as fast alone and does not collapse when other work takes a core."),
         min=0)] = 1,
+    backend: Annotated[str, typer.Option(help=(
+        "What runs a lone case's forward passes: onnx (ONNX Runtime), torch, or auto (onnx on CPU, torch on "
+        "CUDA). The same answers; batches of several cases stay on torch."))] = "auto",
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve the playground page at / and the HTTP API (POST /v1/predict, /v1/play, /v1/console; GET /healthz,
@@ -349,6 +353,9 @@ def serve(
 
     if engine not in ("model", "reference"):
         typer.echo(f"[ERROR] unknown engine {engine!r}: use 'reference' or 'model'", err=True)
+        raise typer.Exit(2)
+    if backend not in BACKENDS:
+        typer.echo(f"[ERROR] unknown backend {backend!r}: use {', '.join(BACKENDS)}", err=True)
         raise typer.Exit(2)
     if log_level.lower() not in ("critical", "error", "warning", "info", "debug", "trace"):
         typer.echo(f"[ERROR] unknown log level {log_level!r}: critical, error, warning, info, debug or trace",
@@ -363,7 +370,7 @@ def serve(
     _log_like_uvicorn(log_level.lower())
     common.set_threads(threads)  # process-wide, so the inference thread (started later) has it too
     settings = Settings(engine=engine, model=model, device=device, max_batch_size=max_batch_size,
-                        max_wait_ms=max_wait_ms, speculative=speculative)
+                        max_wait_ms=max_wait_ms, speculative=speculative, backend=backend)
     config = uvicorn.Config(create_app(settings=settings), host=host, port=port, log_level=log_level.lower(),
                             lifespan="on", timeout_graceful_shutdown=20)
     # uvicorn shuts down gracefully on SIGINT/SIGTERM and then re-raises the signal to the handler that was

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from lottogpt import checkpoint
-from lottogpt.inference import ModelEngine
+from lottogpt.inference import Engine, ModelEngine
 from lottogpt.model import GPT, KVCache, RowKVCache
 
 OPSET = 18
@@ -126,7 +126,7 @@ class OrtGPT:
     """A drop-in for ``GPT`` in decoding: cached passes of up to ``max_batch`` rows run in ONNX Runtime."""
 
     def __init__(self, model: GPT, onnx_path: str | Path, threads: int = 1, max_batch: int = 1) -> None:
-        import onnxruntime as ort  # lazy: a heavy optional dependency, needed only on this path
+        import onnxruntime as ort  # lazy: a heavy import, needed only on this path
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
@@ -172,12 +172,44 @@ LONE_DRAFT = 8
 
 
 def accelerate(engine: ModelEngine, onnx_path: str | Path | None = None, threads: int = 1) -> ModelEngine:
-    """Put ``engine``'s small-batch decoding on ONNX Runtime; exports the graph when ``onnx_path`` is None."""
+    """Put ``engine``'s small-batch decoding on ONNX Runtime; exports the graph when ``onnx_path`` is None.
+
+    An exported graph lives in a temporary folder only until ONNX Runtime has read it into its session.
+    """
     if onnx_path is None:
-        onnx_path = export(engine.model, Path(tempfile.mkdtemp(prefix="lottogpt-onnx-")) / "decode.onnx")
-    engine.model = OrtGPT(engine.model, onnx_path, threads)
+        with tempfile.TemporaryDirectory(prefix="lottogpt-onnx-") as folder:
+            engine.model = OrtGPT(engine.model, export(engine.model, Path(folder) / "decode.onnx"), threads)
+    else:
+        engine.model = OrtGPT(engine.model, onnx_path, threads)
     engine.lone_draft = LONE_DRAFT
     return engine
+
+
+BACKENDS = ("auto", "onnx", "torch")
+
+
+def with_backend(engine: Engine, backend: str = "auto", threads: int = 1) -> Engine:
+    """``engine`` with its lone cases decoded on ``backend``: ``onnx``, ``torch`` or ``auto`` (ONNX on CPU).
+
+    ONNX Runtime here is a CPU path; on CUDA ``auto`` keeps PyTorch. Engines without a model (the
+    reference) are returned as they are.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    if not isinstance(engine, ModelEngine) or backend == "torch":
+        return engine
+    if engine.device.type != "cpu":
+        if backend == "onnx":
+            raise ValueError(f"the onnx backend decodes on the CPU, not on {engine.device}: use the torch backend")
+        return engine
+    return accelerate(engine, threads=threads)
+
+
+def backend_of(engine: Engine) -> str:
+    """Which backend decodes ``engine``'s lone cases: ``onnx``, ``torch``, or ``none`` (no model)."""
+    if not isinstance(engine, ModelEngine):
+        return "none"
+    return "onnx" if isinstance(engine.model, OrtGPT) else "torch"
 
 
 def main(argv: list[str] | None = None) -> None:

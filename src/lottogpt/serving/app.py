@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import torch
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -13,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lottogpt.inference import Engine
+from lottogpt.onnx_backend import with_backend
 from lottogpt.registry import open_engine
 from lottogpt.serving.middleware import BodySizeLimit
 from lottogpt.serving.page import mount_page
@@ -33,7 +35,9 @@ def engine_factory(source: EngineFactory | str | Path | None, settings: Settings
     model = str(source) if source is not None else settings.model
 
     def factory() -> Engine:
-        return open_engine(settings.engine, model, settings.device, settings.speculative)
+        engine = open_engine(settings.engine, model, settings.device, settings.speculative)
+        # ONNX Runtime gets the threads torch was given (serve --threads), on the thread that will run it.
+        return with_backend(engine, settings.backend, torch.get_num_threads())
 
     return factory
 

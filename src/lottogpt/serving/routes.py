@@ -8,6 +8,7 @@ from pydantic import Discriminator, Tag
 
 from lottogpt import formats, kata
 from lottogpt.inference import Prediction
+from lottogpt.onnx_backend import backend_of
 from lottogpt.serving.batching import NotReadyError
 from lottogpt.serving.console import draw, read_console
 from lottogpt.serving.schemas import (
@@ -171,7 +172,8 @@ def status_router(state: ServerState) -> APIRouter:
         """The engine's info: model version, shape, params, data and tokenizer hashes, trained range."""
         ready = state.ready_state()
         stats, settings = ready.batcher.stats, ready.settings
-        return {**ready.engine.info(), "model_version": ready.version, "load_seconds": ready.load_seconds,
+        return {**ready.engine.info(), "model_version": ready.version, "backend": backend_of(ready.engine),
+                "load_seconds": ready.load_seconds,
                 "limits": {"max_tickets": settings.max_tickets, "max_cases": settings.max_cases,
                            "max_body_bytes": settings.max_body_bytes, "max_batch_size": settings.max_batch_size,
                            "max_wait_ms": settings.max_wait_ms, "format_max_tickets": formats.MAX_TICKETS},
