@@ -333,7 +333,9 @@ def serve(
         "Checkpoint folder, or an MLflow model URI such as models:/lottogpt@champion."))] = "models/checkpoint",
     device: DeviceOption = "auto",
     max_batch_size: Annotated[int, typer.Option(help="Cases in one forward pass.", min=1)] = 64,
-    max_wait_ms: Annotated[float, typer.Option(help="How long a request waits to share a batch.", min=0)] = 5.0,
+    max_wait_ms: Annotated[float, typer.Option(help=(
+        "How long the first queued case waits for company (0: its batch starts at once; cases that arrive "
+        "during a decode share the next one)."), min=0)] = 0.0,
     speculative: Annotated[bool, typer.Option(help=(
         "Decode a case alone in its batch speculatively: the same answer in fewer forward passes."))] = True,
     threads: Annotated[int, typer.Option(help=(

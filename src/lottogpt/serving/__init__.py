@@ -28,8 +28,9 @@ Status codes
 Serving
     The engine loads once, in the lifespan, on the inference thread (by default in the background so that
     ``/healthz`` answers at once and ``/readyz`` says when the model is there). Inference never runs on the
-    event loop: a micro-batcher collects the cases of concurrent requests for up to ``max_wait_ms`` (or
-    until ``max_batch_size`` cases) and runs them as one ``engine.predict`` call on that same thread (one
+    event loop: a micro-batcher collects the cases that queued while the engine was busy (or waits up to
+    ``max_wait_ms`` for more, 0 by default: a lone case would only lose time), at most ``max_batch_size``
+    of them, and runs them as one ``engine.predict`` call on that same thread (one
     thread for all torch work: see ``batching``); ``decode.greedy_decode`` groups the prompts by length, so
     that call is one forward pass per shape, and decodes a case alone in its group speculatively
     (``Settings.speculative``; same answer, fewer passes). On shutdown the server stops taking new cases,

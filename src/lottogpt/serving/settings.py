@@ -19,7 +19,7 @@ class Settings(BaseModel):
     model: str = "models/checkpoint"
     device: str = "auto"
     max_batch_size: int = Field(64, ge=1, description="cases in one forward pass")
-    max_wait_ms: float = Field(5.0, ge=0, description="how long the first queued case waits for company")
+    max_wait_ms: float = Field(0.0, ge=0, description="how long the first queued case waits for company")
     max_cases: int = Field(64, ge=1, description="cases in one /v1/predict request")
     max_tickets: int = Field(100, ge=1, description="tickets in one case, whatever the engine")
     max_body_bytes: int = Field(256 * 1024, ge=1024, description="request body size")
