@@ -9,6 +9,9 @@ workers, stops issuing at ``--time-limit`` seconds, and stops the server (SIGTER
 - ``off``: ``--max-batch-size 1 --max-wait-ms 0``: every case is decoded alone (speculatively, unless
   ``--no-speculative``).
 
+``--backend`` is the server's (``serve --backend``): ``auto`` puts a lone case's passes on ONNX Runtime on
+a CPU, ``torch`` keeps them on PyTorch; the in-process figures use the same backend.
+
 Recorded per mode: requests/s (answered with 200 / wall time of the timed phase), latency p50/p95/p99 of
 the answered requests, errors (any non-200 or transport error; issue 9 requires 0), the server's own
 batching counters from ``/info`` (how many cases shared a forward pass), and whether every answer to
@@ -17,6 +20,7 @@ the same case was the same text.
     python benchmarks/server_load.py                          # models/checkpoint, modes on and off
     python benchmarks/server_load.py --engine reference       # the HTTP stack alone (no model)
     python benchmarks/server_load.py --random-init            # params.yaml's shape, random weights
+    python benchmarks/server_load.py --backend torch --out results/bench/server_torch   # PyTorch passes
 
 The load generator runs on the same machine and takes CPU from the server: on 2 cores that matters.
 Only 127.0.0.1 is ever contacted. Writes ``results/bench/server_load.json``.
@@ -60,11 +64,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--distinct", type=int, default=64, help="distinct cases the requests cycle over")
     parser.add_argument("--modes", default="on,off", help="comma list of: on (micro-batching), off")
     parser.add_argument("--max-batch-size", type=int, default=64, help="server cases per forward pass (mode on)")
-    parser.add_argument("--max-wait-ms", type=float, default=5.0, help="server batching wait (mode on)")
+    parser.add_argument("--max-wait-ms", type=float, default=0.0, help="server batching wait (mode on)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads of the server (lottogpt serve --threads) and of the in-process "
                              "engine (0: torch's default)")
     parser.add_argument("--device", default="auto", help="server device: auto, cpu, cuda")
+    parser.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"],
+                        help="what runs a lone case's passes, in the server (serve --backend) and in process")
     parser.add_argument("--speculative", action=argparse.BooleanOptionalAction, default=True,
                         help="the server decodes a case alone in its batch speculatively (its default)")
     parser.add_argument("--latency-iters", type=int, default=20,
@@ -94,7 +100,7 @@ class Server:
                    "--engine", args.engine, "--model", model, "--device", args.device,
                    "--max-batch-size", str(max_batch_size), "--max-wait-ms", str(max_wait_ms),
                    "--threads", str(args.threads), "--speculative" if args.speculative else "--no-speculative",
-                   "--log-level", "warning"]
+                   "--backend", args.backend, "--log-level", "warning"]
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 (closed in stop())
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=env,
@@ -264,18 +270,23 @@ def served_vs_in_process(args: argparse.Namespace, model: str, log_dir: Path) ->
 
             served = latency_figures(lambda: post(one), lambda: post(many), args.latency_iters,
                                      args.latency_batches, len(batch))
+            served_backend = client.get("/info").json()["backend"]
     finally:
         exit_code = server.stop()
     from lottogpt.inference import load_engine
+    from lottogpt.onnx_backend import backend_of, with_backend
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     engine = load_engine(args.engine, model, args.device, speculative=args.speculative)
+    engine = with_backend(engine, args.backend, torch.get_num_threads())  # as the server's factory does
+    if backend_of(engine) != served_backend:
+        raise SystemExit(f"the server decoded on {served_backend}, this process on {backend_of(engine)}")
     in_process = latency_figures(lambda: engine.predict([case]), lambda: engine.predict(batch), args.latency_iters,
                                  args.latency_batches, len(batch))
     ratio_1 = served["batch_1"]["p50_ms"] / in_process["batch_1"]["p50_ms"]
     ratio_b = in_process["batched_cases_per_second"] / served["batched_cases_per_second"]
-    return {"served": served, "in_process": in_process, "server_exit_code": exit_code,
+    return {"served": served, "in_process": in_process, "server_exit_code": exit_code, "backend": served_backend,
             "in_process_torch_threads": torch.get_num_threads(), "tickets": args.tickets,
             "batch_cases": len(batch), "served_over_in_process_batch_1_p50": round(ratio_1, 3),
             "in_process_over_served_cases_per_second": round(ratio_b, 3),
@@ -314,8 +325,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    else None, "random_init": args.random_init, "requests": args.requests,
                    "concurrency": args.concurrency, "warmup": args.warmup, "time_limit_s": args.time_limit,
                    "request_timeout_s": args.request_timeout, "tickets": args.tickets, "distinct_cases": args.distinct,
-                   "speculative": args.speculative, "endpoint": "POST /v1/predict (one case per request)",
-                   "host": HOST},
+                   "speculative": args.speculative, "backend": args.backend,
+                   "endpoint": "POST /v1/predict (one case per request)", "host": HOST},
         "modes": results,
         "served_vs_in_process": latency,
         "errors_total": sum(r["errors"] for r in results.values()),

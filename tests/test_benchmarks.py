@@ -93,6 +93,7 @@ def test_server_load(tmp_path: Path, tiny_checkpoint: Path) -> None:
         assert mode["batching"]["cases"] == 6 and mode["server_exit_code"] == 0
     assert result["modes"]["off"]["batching"]["largest_batch_since_start"] == 1
     assert result["errors_total"] == 0 and result["answers_agree_across_modes"] is True
+    assert result["config"]["backend"] == "auto" and result["served_vs_in_process"]["backend"] == "onnx"
 
 
 def test_corpus_generation(tmp_path: Path) -> None:
