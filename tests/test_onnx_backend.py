@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -80,3 +81,11 @@ def test_with_backend_picks_the_runtime(tiny_checkpoint: Path) -> None:
     fast = onnx_backend.with_backend(ModelEngine(tiny_checkpoint, device="cpu"), "auto")
     assert onnx_backend.backend_of(fast) == "onnx"
     assert set(Path(tempfile.gettempdir()).glob("lottogpt-onnx-*")) == exported  # the graph is not left behind
+
+
+def test_auto_keeps_pytorch_for_a_model_the_graph_does_not_cover(tiny_checkpoint: Path) -> None:
+    engine = ModelEngine(tiny_checkpoint, device="cpu")
+    engine.model = GPT(dataclasses.replace(engine.model.config, prev_token=False)).eval()
+    assert onnx_backend.backend_of(onnx_backend.with_backend(engine, "auto")) == "torch"
+    with pytest.raises(ValueError, match="needs rotary positions and prev_token: use the torch backend"):
+        onnx_backend.with_backend(engine, "onnx")

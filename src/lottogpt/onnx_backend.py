@@ -35,6 +35,11 @@ from lottogpt.model import GPT, KVCache, RowKVCache
 OPSET = 18
 
 
+def exportable(model: GPT) -> bool:
+    """Whether :class:`DecodeStep` can export ``model``: rotary positions and the previous-token embedding."""
+    return model.wpe is None and model.prev_wte is not None
+
+
 class DecodeStep(nn.Module):
     """One cached pass of ``GPT.forward`` with the cache as explicit inputs and outputs, for export.
 
@@ -44,7 +49,7 @@ class DecodeStep(nn.Module):
 
     def __init__(self, model: GPT) -> None:
         super().__init__()
-        if model.wpe is not None or model.prev_wte is None:
+        if not exportable(model):
             raise ValueError("the ONNX decoding graph supports rotary positions with prev_token models")
         self.model = model
         head_dim = model.config.n_embd // model.config.n_head
@@ -191,18 +196,20 @@ BACKENDS = ("auto", "onnx", "torch")
 def with_backend(engine: Engine, backend: str = "auto", threads: int = 1) -> Engine:
     """``engine`` with its lone cases decoded on ``backend``: ``onnx``, ``torch`` or ``auto`` (ONNX on CPU).
 
-    ONNX Runtime here is a CPU path; on CUDA ``auto`` keeps PyTorch. Engines without a model (the
-    reference) are returned as they are.
+    ONNX Runtime here is a CPU path for the models :func:`exportable` accepts; elsewhere ``auto`` keeps
+    PyTorch and ``onnx`` is refused. Engines without a model (the reference) are returned as they are.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
     if not isinstance(engine, ModelEngine) or backend == "torch":
         return engine
-    if engine.device.type != "cpu":
-        if backend == "onnx":
-            raise ValueError(f"the onnx backend decodes on the CPU, not on {engine.device}: use the torch backend")
-        return engine
-    return accelerate(engine, threads=threads)
+    why_not = (f"the onnx backend decodes on the CPU, not on {engine.device}" if engine.device.type != "cpu"
+               else None if exportable(engine.model) else "the onnx backend needs rotary positions and prev_token")
+    if why_not is None:
+        return accelerate(engine, threads=threads)
+    if backend == "onnx":
+        raise ValueError(f"{why_not}: use the torch backend")
+    return engine
 
 
 def backend_of(engine: Engine) -> str:
