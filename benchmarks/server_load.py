@@ -49,6 +49,8 @@ MODES = {"on": None, "off": (1, 0.0)}  # None: --max-batch-size / --max-wait-ms
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from lottogpt.onnx_backend import BACKENDS  # lottogpt loads torch: imported where needed, as below
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--engine", default="model", choices=["model", "reference"])
@@ -69,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="torch threads of the server (lottogpt serve --threads) and of the in-process "
                              "engine (0: torch's default)")
     parser.add_argument("--device", default="auto", help="server device: auto, cpu, cuda")
-    parser.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"],
+    parser.add_argument("--backend", default="auto", choices=BACKENDS,
                         help="what runs a lone case's passes, in the server (serve --backend) and in process")
     parser.add_argument("--speculative", action=argparse.BooleanOptionalAction, default=True,
                         help="the server decodes a case alone in its batch speculatively (its default)")

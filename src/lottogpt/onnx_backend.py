@@ -22,7 +22,7 @@ import tempfile
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -190,7 +190,8 @@ def accelerate(engine: ModelEngine, onnx_path: str | Path | None = None, threads
     return engine
 
 
-BACKENDS = ("auto", "onnx", "torch")
+Backend = Literal["auto", "onnx", "torch"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
 
 
 def with_backend(engine: Engine, backend: str = "auto", threads: int = 1) -> Engine:
@@ -203,9 +204,11 @@ def with_backend(engine: Engine, backend: str = "auto", threads: int = 1) -> Eng
         raise ValueError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
     if not isinstance(engine, ModelEngine) or backend == "torch":
         return engine
-    why_not = (f"the onnx backend decodes on the CPU, not on {engine.device}" if engine.device.type != "cpu"
-               else None if exportable(engine.model) else "the onnx backend needs rotary positions and prev_token")
-    if why_not is None:
+    if engine.device.type != "cpu":
+        why_not = f"the onnx backend decodes on the CPU, not on {engine.device}"
+    elif not exportable(engine.model):
+        why_not = "the onnx backend needs rotary positions and prev_token"
+    else:
         return accelerate(engine, threads=threads)
     if backend == "onnx":
         raise ValueError(f"{why_not}: use the torch backend")

@@ -6,6 +6,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from lottogpt.inference import Engine
+from lottogpt.onnx_backend import Backend
 
 EngineFactory = Callable[[], Engine]
 
@@ -25,5 +26,5 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(256 * 1024, ge=1024, description="request body size")
     background_load: bool = Field(True, description="serve /healthz while the model loads (else block startup)")
     speculative: bool = Field(True, description="decode a case alone in its batch speculatively (same answer)")
-    backend: Literal["auto", "onnx", "torch"] = Field(
+    backend: Backend = Field(
         "auto", description="what runs a lone case's passes: ONNX Runtime (auto on CPU) or PyTorch (same answer)")
