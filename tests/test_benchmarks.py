@@ -114,3 +114,37 @@ def test_speculative_agreement(tmp_path: Path, tiny_checkpoint: Path, tiny_corpu
     for row in split["by_tickets"].values():
         assert 1 <= row["speculative_passes"] <= row["lockstep_steps"] and row["speculative_ms_mean"] > 0
     assert result["config"]["drafter_contexts"] > 0
+
+
+def test_training_exposure(tmp_path: Path, tiny_corpus: Path, tiny_tokenizer: Path) -> None:
+    import dataclasses
+
+    from ruamel.yaml import YAML
+
+    from lottogpt.tokenizer import Tokenizer
+    from lottogpt.train import Encoded, Sampler
+
+    from .conftest import tiny_params
+
+    params = tiny_params()
+    params_file = tmp_path / "params.yaml"
+    with params_file.open("w", encoding="utf-8") as handle:
+        YAML(typ="safe").dump(dataclasses.asdict(params), handle)
+    result = run_script("training_exposure", tmp_path, "--params", str(params_file), "--corpus", str(tiny_corpus),
+                        "--tokenizer", str(tiny_tokenizer), "--steps", "6,3")
+    assert result["config"]["steps"] == [3, 6] and result["corpus_cases"] == params.data.n_train
+    # The replay draws as many cases as the training loop's own batches hold.
+    from lottogpt import data
+
+    frame = data.read_split(tiny_corpus, "train", ["model_prompt", "model_completion", "n_tickets"])
+    encoded = Encoded(Tokenizer.load(tiny_tokenizer), frame, params.model.block_size, params.data.answer_format)
+    cfg = params.train
+    sampler = Sampler(encoded, cfg.batch_tokens, cfg.seed, cfg.curriculum_steps, cfg.count_power)
+    rows = [sampler.sample(step)[0].shape[0] for step in range(6)]
+    early, late = result["steps"]["3"], result["steps"]["6"]
+    assert early["cases_drawn"] == sum(rows[:3]) and late["cases_drawn"] == sum(rows)
+    assert early["distinct_cases"] <= early["cases_drawn"] and late["distinct_cases"] >= early["distinct_cases"]
+    count = late["families"]["count"]
+    assert count["reachable"] == 5 * (params.data.max_tickets + 1) and count["unreachable_seen"] == 0
+    for family, row in late["families"].items():
+        assert row["min"] >= early["families"][family]["min"], family

@@ -1,0 +1,98 @@
+"""Training exposure: how often the training loop's own batches show each local fact of the answer.
+
+``results/data/coverage.json`` counts the facts in the whole ``train`` split, but the loop draws its
+batches from that split (``lottogpt.train.Sampler``, seeded, with replacement) and sees only part of it in
+``train.max_steps`` steps. This replays the same seeded draws without building a batch or touching a
+model, and counts the facts of the drawn cases (once per draw) after each number of steps asked for, with
+the corpus's floors beside them (``below_floor``: reachable facts seen fewer times than
+``data.coverage_floor``, or ``data.place_floor`` for ``division_place``).
+
+    python benchmarks/training_exposure.py --steps 4000,8000
+
+Reads ``params.yaml``, ``data/corpus`` and ``models/tokenizer``; writes ``results/bench/training_exposure.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import bench_common as bc
+
+NAME = "training_exposure"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--params", default=str(bc.ROOT / "params.yaml"), help="params.yaml (data, model, train)")
+    parser.add_argument("--corpus", default=str(bc.ROOT / "data" / "corpus"), help="corpus folder")
+    parser.add_argument("--tokenizer", default=str(bc.ROOT / "models" / "tokenizer"), help="tokenizer folder")
+    parser.add_argument("--steps", default="", help="comma-separated step counts (default: train.max_steps)")
+    parser.add_argument("--out", default=str(bc.DEFAULT_OUT), help="folder for the JSON result")
+    return parser.parse_args(argv)
+
+
+def drawn_cases(sampler: Any, marks: list[int]) -> dict[int, Counter]:
+    """For each mark, how many times the first ``mark`` steps draw each case (as ``Sampler.sample`` does)."""
+    picked: Counter = Counter()
+    found: dict[int, Counter] = {}
+    for step in range(max(marks)):
+        n = sampler.draw_count(step)
+        size = max(1, sampler.batch_tokens // sampler.count_length[n])
+        picked.update(int(i) for i in sampler.rng.choice(sampler.by_count[n], size=size))
+        if step + 1 in marks:
+            found[step + 1] = picked.copy()
+    return found
+
+
+def exposure(params: Any, corpus: str, tokenizer_dir: str, marks: list[int]) -> dict[str, Any]:
+    from lottogpt import coverage, data
+    from lottogpt.tokenizer import Tokenizer
+    from lottogpt.train import Encoded, Sampler
+
+    frame = data.read_split(corpus, "train", ["model_prompt", "model_completion", "n_tickets"])
+    encoded = Encoded(Tokenizer.load(tokenizer_dir), frame, params.model.block_size, params.data.answer_format)
+    cfg = params.train
+    sampler = Sampler(encoded, cfg.batch_tokens, cfg.seed, cfg.curriculum_steps, cfg.count_power)
+    possible = coverage.reachable(params.data.min_tickets, params.data.max_tickets, params.data.answer_format)
+    floor = coverage.floors(params.data.coverage_floor, params.data.place_floor)
+    facts: dict[int, coverage.Facts] = {}
+    result = {}
+    for mark, picked in drawn_cases(sampler, marks).items():
+        counts = coverage.empty()
+        for index, times in picked.items():
+            if index not in facts:
+                facts[index] = coverage.completion_facts(encoded.completions[index])
+            for family, keys in facts[index].items():
+                for key in keys:
+                    counts[family][key] += times
+        result[str(mark)] = {"cases_drawn": sum(picked.values()), "distinct_cases": len(picked),
+                             **coverage.summary(counts, possible, floor)}
+    return {"corpus_cases": len(encoded), "steps": result}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    from lottogpt import params as params_module
+
+    params = params_module.load(args.params)
+    marks = sorted({int(s) for s in args.steps.split(",") if s.strip()} or {params.train.max_steps})
+    if marks[0] < 1:
+        raise SystemExit("--steps: every step count must be at least 1")
+    result = {"benchmark": NAME, "command": bc.command_line(), "machine": bc.machine("cpu"),
+              "config": {"steps": marks, "seed": params.train.seed, "batch_tokens": params.train.batch_tokens,
+                         "count_power": params.train.count_power, "corpus": str(Path(args.corpus))},
+              **exposure(params, args.corpus, args.tokenizer, marks)}
+    for mark, row in result["steps"].items():
+        division = row["families"].get("division", {})
+        print(f"{mark} steps: {row['cases_drawn']:,} cases drawn ({row['distinct_cases']:,} distinct of "
+              f"{result['corpus_cases']:,}); division facts min {division.get('min')}, median "
+              f"{division.get('median')}, below floor {division.get('below_floor')}")
+    print(f"wrote {bc.write_result(args.out, NAME, result)}")
+
+
+if __name__ == "__main__":
+    main()
