@@ -30,9 +30,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--params", default=str(bc.ROOT / "params.yaml"), help="params.yaml (data, model, train)")
     parser.add_argument("--corpus", default=str(bc.ROOT / "data" / "corpus"), help="corpus folder")
     parser.add_argument("--tokenizer", default=str(bc.ROOT / "models" / "tokenizer"), help="tokenizer folder")
-    parser.add_argument("--steps", default="", help="comma-separated step counts (default: train.max_steps)")
+    parser.add_argument("--steps", type=step_counts, default=[],
+                        help="comma-separated step counts, each at least 1 (default: train.max_steps)")
     parser.add_argument("--out", default=str(bc.DEFAULT_OUT), help="folder for the JSON result")
     return parser.parse_args(argv)
+
+
+def step_counts(text: str) -> list[int]:
+    try:
+        marks = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not comma-separated integers: {text!r}") from None
+    if marks and marks[0] < 1:
+        raise argparse.ArgumentTypeError("every step count must be at least 1")
+    return marks
 
 
 def drawn_cases(sampler: Any, marks: list[int]) -> dict[int, Counter]:
@@ -66,9 +77,7 @@ def exposure(params: Any, corpus: str, tokenizer_dir: str, marks: list[int]) -> 
         for index, times in picked.items():
             if index not in facts:
                 facts[index] = coverage.completion_facts(encoded.completions[index])
-            for family, keys in facts[index].items():
-                for key in keys:
-                    counts[family][key] += times
+            coverage.add(counts, facts[index], times)  # once per draw
         result[str(mark)] = {"cases_drawn": sum(picked.values()), "distinct_cases": len(picked),
                              **coverage.summary(counts, possible, floor)}
     return {"corpus_cases": len(encoded), "steps": result}
@@ -79,9 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     from lottogpt import params as params_module
 
     params = params_module.load(args.params)
-    marks = sorted({int(s) for s in args.steps.split(",") if s.strip()} or {params.train.max_steps})
-    if marks[0] < 1:
-        raise SystemExit("--steps: every step count must be at least 1")
+    marks = args.steps or [params.train.max_steps]
     result = {"benchmark": NAME, "command": bc.command_line(), "machine": bc.machine("cpu"),
               "config": {"steps": marks, "seed": params.train.seed, "batch_tokens": params.train.batch_tokens,
                          "count_power": params.train.count_power, "corpus": str(Path(args.corpus))},

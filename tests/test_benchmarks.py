@@ -148,3 +148,6 @@ def test_training_exposure(tmp_path: Path, tiny_corpus: Path, tiny_tokenizer: Pa
     assert count["reachable"] == 5 * (params.data.max_tickets + 1) and count["unreachable_seen"] == 0
     for family, row in late["families"].items():
         assert row["min"] >= early["families"][family]["min"], family
+    bad = procs.run([sys.executable, str(BENCH / "training_exposure.py"), "--steps", "3,x", "--out", str(tmp_path)],
+                    timeout=60, cwd=ROOT)
+    assert bad.returncode == 2 and "not comma-separated integers" in bad.stderr
