@@ -47,13 +47,11 @@ def step_counts(text: str) -> list[int]:
 
 
 def drawn_cases(sampler: Any, marks: list[int]) -> dict[int, Counter]:
-    """For each mark, how many times the first ``mark`` steps draw each case (as ``Sampler.sample`` does)."""
+    """For each mark, how many times the first ``mark`` steps draw each case (``Sampler.draw_cases``)."""
     picked: Counter = Counter()
     found: dict[int, Counter] = {}
     for step in range(max(marks)):
-        n = sampler.draw_count(step)
-        size = max(1, sampler.batch_tokens // sampler.count_length[n])
-        picked.update(int(i) for i in sampler.rng.choice(sampler.by_count[n], size=size))
+        picked.update(int(i) for i in sampler.draw_cases(step))
         if step + 1 in marks:
             found[step + 1] = picked.copy()
     return found

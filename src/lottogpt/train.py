@@ -129,10 +129,14 @@ class Sampler:
             return int(self.rng.choice(counts, p=weights / weights.sum()))
         return int(self.rng.choice(counts))  # the uniform draw of earlier runs: their batches stay the same
 
-    def sample(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def draw_cases(self, step: int) -> np.ndarray:
+        """The indices of the cases in the batch of ``step`` (with replacement)."""
         n = self.draw_count(step)
         size = max(1, self.batch_tokens // self.count_length[n])
-        return make_batch(self.encoded, self.rng.choice(self.by_count[n], size=size))
+        return self.rng.choice(self.by_count[n], size=size)
+
+    def sample(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return make_batch(self.encoded, self.draw_cases(step))
 
 
 def lr_at(step: int, params: Params) -> float:
