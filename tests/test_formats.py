@@ -124,3 +124,36 @@ def test_ledger_division_is_stepwise_without_spaces(n_tickets: int) -> None:
     assert formats.work_lines(kata.official_example(), "ledger")[-1] == "÷8: 50⁵06²02⁴45⁴"
     with pytest.raises(ValueError, match="style"):
         formats.division_line(5_000, 8, style="short")
+
+
+def test_column_sum_line_adds_the_dividend_ones_first() -> None:
+    counts = dict.fromkeys(kata.RANK_KEYS, 0) | {"5": 1}
+    assert formats.sum_line(counts, 4) == "Σ2⁰0⁰0⁰0⁰0⁰5⁰1⁰"  # 1,500,000 + 4 // 2, backwards
+    # 19 5th prizes and one 4th: 95,000 + 50,000 + 10 = 145,010, a carry out of the ten thousands.
+    counts = dict.fromkeys(kata.RANK_KEYS, 0) | {"3": 19, "4": 1}
+    assert formats.sum_steps(formats.sum_line(counts, 20)) == [(0, 0), (1, 0), (0, 0), (5, 0), (4, 1), (1, 0)]
+    assert formats.sum_line(dict.fromkeys(kata.RANK_KEYS, 0), 1) == "Σ0⁰0⁰"  # at least two digits, like the division
+
+
+@pytest.mark.parametrize("n_tickets", [1, 8, 13, 20])
+def test_column_sum_is_the_division_dividend_for_every_composition(n_tickets: int) -> None:
+    keys = list(kata.RANK_KEYS)
+    for composition in itertools.combinations_with_replacement(range(len(keys) + 1), n_tickets):
+        counts = {key: composition.count(i + 1) for i, key in enumerate(keys)}
+        total = sum(rank.prize * counts[rank.key] for rank in kata.Rank)
+        steps = formats.sum_steps(formats.sum_line(counts, n_tickets))
+        dividend = formats.division_steps(formats.division_line(total, n_tickets, "ledger"))[1]
+        assert [digit for digit, _ in reversed(steps)] == [digit for digit, _, _ in dividend]
+        assert steps[-1][1] == 0  # nothing is carried past the top digit
+
+
+def test_column_completion_puts_the_sum_before_the_division() -> None:
+    case = kata.official_example()
+    work = formats.work_lines(case, "column")
+    assert work[-2:] == ["Σ4⁰0⁰0⁰5⁰", "÷8: 50⁵06²02⁴45⁴"]
+    assert work[:-2] == formats.work_lines(case, "ledger")[:-1]
+    lines = formats.render_completion(case, "column").split("\n")
+    assert lines[-3:] == [*work[-2:], kata.score(case).lines[-1]]
+    work_part, answer = formats.split_work("\n".join(lines))
+    assert work_part == work and "\n".join(answer) == kata.score(case).output
+    assert not formats.is_sum_line("Σ4⁰0") and not formats.is_sum_line("Σ")

@@ -209,3 +209,41 @@ def test_value_pieces_are_lossless(value_tok: tokenizer.Tokenizer) -> None:
     for text in ["3개 일치 (5,000원) - 07개", "3개 일치 (5,000원) - 99개", "⑬2+ 6+ 9+ 22+ 28. 32+ =5 Ⅲ07",
                  "÷08: 50⁵06²", "÷99: 50⁵", "÷8: 50⁰⁵", "÷51: 5⁵¹"]:
         assert value_tok.decode(value_tok.encode(text)) == text
+
+
+@pytest.fixture(scope="module")
+def column_tok(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tokenizer.Tokenizer:
+    """A tokenizer for the ``column`` format: place digits, and the sum sign that turns on sum places."""
+    cases = data.generate_cases(dataclasses.replace(TINY, answer_format="column", max_tickets=20,
+                                                    prize_share=0.5))["train"]
+    texts = [formats.render_prompt(c, "column") + formats.render_completion(c, "column") for c in cases]
+    out = tokenizer.train(texts, tmp_path_factory.mktemp("column_tok"), 640, place_digits=True, sum_places=True)
+    return tokenizer.Tokenizer.load(out)
+
+
+def test_sum_places_are_known_from_the_model_file(place_tok: tokenizer.Tokenizer,
+                                                  column_tok: tokenizer.Tokenizer) -> None:
+    assert column_tok.sum_places and column_tok.place_digits and not place_tok.sum_places
+
+
+def test_sum_and_dividend_digits_share_their_place_pieces(column_tok: tokenizer.Tokenizer) -> None:
+    """Bringing a digit down is copying the sum line's piece of the same place."""
+    work = formats.work_lines(kata.official_example(), "column")
+    total, division = ([column_tok.piece(i) for i in column_tok.encode(line)] for line in work[-2:])
+    tagged = [p for p in total if p in tokenizer.PLACE_CHARS]
+    assert tagged == [tokenizer.PLACE_CHARS[10 * place + d] for place, d in enumerate((4, 0, 0, 5))]
+    assert total[0] == formats.SUM_SIGN and total.count("⁰") == 4
+    brought_down = [p for p in division if p in tokenizer.PLACE_CHARS][::2]
+    assert brought_down == tagged[::-1]
+    # The quotient digits keep their places, as in the ledger format.
+    assert [p for p in division if p in tokenizer.PLACE_CHARS][1::2] == [
+        tokenizer.PLACE_CHARS[10 * place + q] for place, q in ((3, 0), (2, 6), (1, 2), (0, 5))]
+
+
+def test_column_tokenizer_is_lossless(column_tok: tokenizer.Tokenizer) -> None:
+    cases = data.generate_cases(dataclasses.replace(TINY, answer_format="column", max_tickets=20))["test"]
+    for case in cases:
+        text = formats.render_prompt(case, "column") + formats.render_completion(case, "column")
+        assert column_tok.decode(column_tok.encode(text)) == text
+    for text in ["Σ4⁰0⁰0⁰5⁰", "Σ4⁰0", "Σ", "÷8: 50⁵06²02⁴45⁴", "Σ" + "1⁰" * 14]:  # 14 places: more than there are
+        assert column_tok.decode(column_tok.encode(text)) == text

@@ -18,19 +18,24 @@ from collections.abc import Sequence
 
 from lottogpt import kata
 
-ANSWER_FORMATS = ("direct", "scratchpad", "worksheet", "tool", "longdiv", "tally", "stepwise", "ledger")
+ANSWER_FORMATS = ("direct", "scratchpad", "worksheet", "tool", "longdiv", "tally", "stepwise", "ledger",
+                  "column")
 # Formats whose work lines hold the ticket numbers as input that the runtime feeds in.
-FED_FORMATS = ("worksheet", "tool", "longdiv", "tally", "stepwise", "ledger")
+FED_FORMATS = ("worksheet", "tool", "longdiv", "tally", "stepwise", "ledger", "column")
 # Formats whose tokenizer tags the digits of the division and the rate with their place value.
-PLACE_FORMATS = ("longdiv", "tally", "stepwise", "ledger")
+PLACE_FORMATS = ("longdiv", "tally", "stepwise", "ledger", "column")
 # Formats that write the long division of the rate, and those that tally each rank in the work lines.
-DIVISION_FORMATS = ("longdiv", "tally", "stepwise", "ledger")
-TALLY_FORMATS = ("tally", "stepwise", "ledger")
+DIVISION_FORMATS = ("longdiv", "tally", "stepwise", "ledger", "column")
+TALLY_FORMATS = ("tally", "stepwise", "ledger", "column")
+# Formats that add up the dividend column by column (a sum line) before the division brings it down.
+SUM_FORMATS = ("column",)
 # How each division format spells the division line (see division_line).
-DIVISION_STYLES = {"longdiv": "longdiv", "tally": "longdiv", "stepwise": "stepwise", "ledger": "ledger"}
+DIVISION_STYLES = {"longdiv": "longdiv", "tally": "longdiv", "stepwise": "stepwise", "ledger": "ledger",
+                   "column": "ledger"}
 TOOL_CALL = "⟨rate⟩"
 SUPERSCRIPTS = "⁰¹²³⁴⁵⁶⁷⁸⁹"
 DIVISION_SIGN = "÷"
+SUM_SIGN = "Σ"
 FLAG_WINNING, FLAG_BONUS, FLAG_MISS = "+", "b", "."
 # The ledger format's tally labels: the prize rank (1st prize = six matches) as a Roman numeral.
 TALLY_LABELS = {kata.Rank.SIX: "Ⅰ", kata.Rank.FIVE_BONUS: "Ⅱ", kata.Rank.FIVE: "Ⅲ", kata.Rank.FOUR: "Ⅳ",
@@ -55,6 +60,9 @@ DIVISION_STEP = re.compile(rf"(\d)([{SUPERSCRIPTS}]+)")
 # after a space (stepwise) or, but for the first, right after the step before (ledger).
 STEPWISE_LINE = re.compile(rf"{DIVISION_SIGN}(\d+):((?: ?\d\d[{SUPERSCRIPTS}]+)+)")
 STEPWISE_STEP = re.compile(rf"( ?)(\d)(\d)([{SUPERSCRIPTS}]+)")
+# The column format's sum line: each digit of the dividend, ones first, and the carry it passes on.
+SUM_LINE = re.compile(rf"{SUM_SIGN}((?:\d[{SUPERSCRIPTS}])+)")
+SUM_STEP = re.compile(rf"(\d)([{SUPERSCRIPTS}])")
 
 
 def ticket_marker(index: int) -> str:
@@ -147,6 +155,38 @@ def division_line(total_prize: int, n_tickets: int, style: str = "longdiv") -> s
     return f"{dividend}{DIVISION_SIGN}{n_tickets}={''.join(steps)}"
 
 
+def dividend_terms(counts: dict[str, int], n_tickets: int) -> list[int]:
+    """What the dividend of the division line adds up: ``n // 2`` (rounding half up), then each rank's prize."""
+    return [n_tickets // 2, *(rank.prize * counts[rank.key] for rank in kata.Rank)]
+
+
+def sum_line(counts: dict[str, int], n_tickets: int) -> str:
+    """The column format's sum line: the dividend added up column by column, ones first.
+
+    Each step is the column's digit and, in superscript, the carry into the next column. Written this
+    way every digit needs only the terms' digits in its own column and the carry just before it, where
+    the division, bringing the dividend down from its top digit, would need every column below it.
+    The digits, read backwards, are the division line's dividend (at least two digits):
+    ``n = 4``, one 3rd prize: ``Σ2⁰0⁰0⁰0⁰0⁰5⁰1⁰`` (the dividend 1500002).
+    """
+    terms = dividend_terms(counts, n_tickets)
+    width = len(f"{sum(terms):02d}")
+    steps, carry = [], 0
+    for place in range(width):
+        column = sum(term // 10 ** place % 10 for term in terms) + carry
+        carry = column // 10
+        steps.append(f"{column % 10}{SUPERSCRIPTS[carry]}")
+    return SUM_SIGN + "".join(steps)
+
+
+def sum_steps(line: str) -> list[tuple[int, int]] | None:
+    """The steps ``(digit, carry on)`` of a sum line, ones first; ``None`` if it is no sum line."""
+    match = SUM_LINE.fullmatch(line)
+    if match is None:
+        return None
+    return [(int(digit), SUPERSCRIPTS.index(carry)) for digit, carry in SUM_STEP.findall(match.group(1))]
+
+
 def division_rate(line: str) -> str | None:
     """The rate a division line yields, in the kata's spelling (``62.5``); ``None`` if it is no such line."""
     match = DIVISION_LINE.fullmatch(line)
@@ -183,12 +223,19 @@ def work_lines(case: kata.Case, answer_format: str, result: kata.Result | None =
     """The work lines of ``case`` in ``answer_format``, in the order the model writes them."""
     if answer_format == "direct":
         return []
-    tally, labels = answer_format in TALLY_FORMATS, answer_format == "ledger"
+    tally, labels = answer_format in TALLY_FORMATS, answer_format in ("ledger", "column")
     lines = [work_line(case, i, tally, labels) for i in range(1, len(case.tickets) + 1)]
+    result = result or kata.score(case)
+    if answer_format in SUM_FORMATS:
+        lines.append(sum_line(result.counts, len(case.tickets)))
     if answer_format in DIVISION_FORMATS:
-        lines.append(division_line((result or kata.score(case)).total_prize, len(case.tickets),
-                                   DIVISION_STYLES[answer_format]))
+        lines.append(division_line(result.total_prize, len(case.tickets), DIVISION_STYLES[answer_format]))
     return lines
+
+
+def closing_work_lines(answer_format: str) -> int:
+    """How many work lines come after the count lines, right before the rate line (the sum, the division)."""
+    return (answer_format in SUM_FORMATS) + (answer_format in DIVISION_FORMATS)
 
 
 def render_completion(case: kata.Case, answer_format: str, result: kata.Result | None = None) -> str:
@@ -203,8 +250,9 @@ def render_completion(case: kata.Case, answer_format: str, result: kata.Result |
     work = work_lines(case, answer_format, result)
     if answer_format == "tool":
         lines[-1] = f"총 수익률은 {TOOL_CALL}%입니다."
-    if answer_format in DIVISION_FORMATS:  # the division line comes right before the rate line
-        return "\n".join(work[:-1] + lines[:5] + work[-1:] + lines[5:])
+    closing = closing_work_lines(answer_format)
+    if closing:  # the sum and the division lines come right before the rate line
+        return "\n".join(work[:-closing] + lines[:5] + work[-closing:] + lines[5:])
     return "\n".join(work + lines)
 
 
@@ -216,8 +264,12 @@ def is_division_line(line: str) -> bool:
     return DIVISION_LINE.fullmatch(line) is not None or STEPWISE_LINE.fullmatch(line) is not None
 
 
+def is_sum_line(line: str) -> bool:
+    return SUM_LINE.fullmatch(line) is not None
+
+
 def is_work_line(line: str) -> bool:
-    return is_ticket_work_line(line) or is_division_line(line)
+    return is_ticket_work_line(line) or is_division_line(line) or is_sum_line(line)
 
 
 def is_header_line(line: str) -> bool:

@@ -13,7 +13,9 @@ For the answer formats in ``formats.PLACE_FORMATS`` the tokenizer also has one p
 place value (``5`` in the hundreds is another piece than ``5`` in the tens) and uses them for the
 digits of the rate and of the division work line, so the model can find "the quotient digit of the
 hundreds" by what a piece is, not by counting positions. A tokenizer knows it has these pieces
-(:attr:`Tokenizer.place_digits`), so a checkpoint carries the choice with it.
+(:attr:`Tokenizer.place_digits`), so a checkpoint carries the choice with it. For the formats in
+``formats.SUM_FORMATS`` (:attr:`Tokenizer.sum_places`) the digits of the sum line and the digits the
+division brings down are tagged too, so bringing down the hundreds is copying the sum's hundreds piece.
 
 With ``value_pieces`` (``tokenizer.value_pieces``) every small integer the model computes is one piece:
 a count line's value, a tally's value, the divisor of the division line and each of its remainders
@@ -121,10 +123,11 @@ def _place_digits(number: str, places: list[int] | None = None) -> str:
     return "".join(out)
 
 
-def _mark_places(line: str, value_pieces: bool = False) -> str | None:
+def _mark_places(line: str, value_pieces: bool = False, sum_places: bool = False) -> str | None:
     """The division line or the rate line with place-tagged digits; ``None`` for any other line.
 
-    With ``value_pieces`` the divisor and each remainder of the division become one piece each.
+    With ``value_pieces`` the divisor and each remainder of the division become one piece each. With
+    ``sum_places`` the sum line's digits and the digits the division brings down carry their place too.
     """
     def divisor_text(divisor: str) -> str:
         return _value(DIVISOR_CHARS, divisor) if value_pieces else divisor
@@ -144,9 +147,14 @@ def _mark_places(line: str, value_pieces: bool = False) -> str | None:
         divisor, steps = stepwise.groups()
         found = formats.STEPWISE_STEP.findall(steps)
         top = len(found) - 1
-        marked_steps = "".join(f"{space}{digit}{_place_digits(quotient, [top - i])}{remainder_text(remainder)}"
+        marked_steps = "".join(f"{space}{_place_digits(digit, [top - i]) if sum_places else digit}"
+                               f"{_place_digits(quotient, [top - i])}{remainder_text(remainder)}"
                                for i, (space, digit, quotient, remainder) in enumerate(found))
         return f"{formats.DIVISION_SIGN}{divisor_text(divisor)}:{marked_steps}"
+    total = formats.SUM_LINE.fullmatch(line)
+    if total and sum_places:  # ones first: the i-th digit is in the 10**i place
+        steps = formats.SUM_STEP.findall(total.group(1))
+        return formats.SUM_SIGN + "".join(_place_digits(digit, [i]) + carry for i, (digit, carry) in enumerate(steps))
     rate = _RATE_LINE.fullmatch(line)
     if rate:
         prefix, number, suffix = rate.groups()
@@ -154,8 +162,8 @@ def _mark_places(line: str, value_pieces: bool = False) -> str | None:
     return None
 
 
-def _mark_line(line: str, place_digits: bool = False, value_pieces: bool = False) -> str:
-    if place_digits and (marked := _mark_places(line, value_pieces)) is not None:
+def _mark_line(line: str, place_digits: bool = False, value_pieces: bool = False, sum_places: bool = False) -> str:
+    if place_digits and (marked := _mark_places(line, value_pieces, sum_places)) is not None:
         return marked
     if _TICKET_LINE.fullmatch(line) or _WINNING_LINE.fullmatch(line) or _BONUS_LINE.fullmatch(line):
         return _ANY_NUMBER.sub(_number_char, line)
@@ -170,15 +178,18 @@ def _mark_line(line: str, place_digits: bool = False, value_pieces: bool = False
     return line
 
 
-def to_pieces_text(text: str, place_digits: bool = False, value_pieces: bool = False) -> str:
+def to_pieces_text(text: str, place_digits: bool = False, value_pieces: bool = False,
+                   sum_places: bool = False) -> str:
     """The text as SentencePiece sees it: lotto numbers and newlines as private-use characters.
 
     With ``place_digits``, the digits of division and rate lines become digit-and-place pieces; with
-    ``value_pieces``, counts, tallies, the divisor and the remainders become one piece per value.
+    ``value_pieces``, counts, tallies, the divisor and the remainders become one piece per value; with
+    ``sum_places`` (and ``place_digits``), the sum line's digits and the dividend digits of the division.
     """
     if _PRIVATE.search(text):
         raise ValueError("text holds a private-use character that the tokenizer reserves")
-    marked = NEWLINE_CHAR.join(_mark_line(line, place_digits, value_pieces) for line in text.split("\n"))
+    marked = NEWLINE_CHAR.join(_mark_line(line, place_digits, value_pieces, sum_places)
+                               for line in text.split("\n"))
     return _PHRASE.sub(lambda m: _TO_PHRASE_CHAR[m.group(0)], marked)
 
 
@@ -186,21 +197,24 @@ def from_pieces_text(text: str) -> str:
     return _PRIVATE.sub(lambda m: _TO_DIGITS[m.group(0)], text)
 
 
-def user_symbols(place_digits: bool = False, value_pieces: bool = False) -> list[str]:
+def user_symbols(place_digits: bool = False, value_pieces: bool = False, sum_places: bool = False) -> list[str]:
     symbols = [*NUMBER_CHARS, NEWLINE_CHAR, *PHRASE_CHARS, *formats.CIRCLED_CHARS, formats.TOOL_CALL]
     if place_digits:
         symbols += [*PLACE_CHARS, *formats.SUPERSCRIPTS, formats.DIVISION_SIGN, *formats.TALLY_CHARS]
     if value_pieces:
         symbols += [*VALUE_CHARS, *DIVISOR_CHARS, *REMAINDER_CHARS]
+    if sum_places:
+        symbols.append(formats.SUM_SIGN)
     return symbols
 
 
 def train(texts: Iterable[str], out_dir: str | Path, vocab_size: int, model_type: str = "bpe",
-          place_digits: bool = False, value_pieces: bool = False) -> Path:
+          place_digits: bool = False, value_pieces: bool = False, sum_places: bool = False) -> Path:
     """Train the tokenizer on ``texts`` and write ``tokenizer.model`` and ``tokenizer.json``.
 
     ``place_digits`` adds the digit-and-place pieces (for the formats in ``formats.PLACE_FORMATS``),
-    ``value_pieces`` one piece per small integer (counts, tallies, divisor, remainders).
+    ``value_pieces`` one piece per small integer (counts, tallies, divisor, remainders), ``sum_places``
+    the sum sign and place-tagged sum and dividend digits (``formats.SUM_FORMATS``).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -209,11 +223,11 @@ def train(texts: Iterable[str], out_dir: str | Path, vocab_size: int, model_type
     progress.note(f"training the tokenizer ({model_type}, {vocab_size} pieces) ...")
     start = time.perf_counter()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=(to_pieces_text(t, place_digits, value_pieces) for t in texts),
+        sentence_iterator=(to_pieces_text(t, place_digits, value_pieces, sum_places) for t in texts),
         model_writer=model,
         model_type=model_type,
         vocab_size=vocab_size,
-        user_defined_symbols=user_symbols(place_digits, value_pieces),
+        user_defined_symbols=user_symbols(place_digits, value_pieces, sum_places),
         split_digits=True,
         byte_fallback=True,
         character_coverage=1.0,
@@ -235,6 +249,8 @@ def train(texts: Iterable[str], out_dir: str | Path, vocab_size: int, model_type
     meta = {"vocab_size": tokenizer.vocab_size, "model_type": model_type, "place_digits": place_digits,
             "value_pieces": value_pieces,
             "sha256": tokenizer.sha256, "sentencepiece": spm.__version__}
+    if sum_places:  # only then, so that the other formats' tokenizer files stay as they were
+        meta["sum_places"] = True
     (out_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     return out_dir
 
@@ -251,6 +267,8 @@ class Tokenizer:
         self.place_digits: bool = self._sp.piece_to_id(PLACE_CHARS[0]) != UNK_ID
         # Trained with one piece per count, tally, divisor and remainder value (tokenizer.value_pieces)?
         self.value_pieces: bool = self._sp.piece_to_id(VALUE_CHARS[0]) != UNK_ID
+        # Trained for a sum format (formats.SUM_FORMATS): sum and dividend digits tagged with their place?
+        self.sum_places: bool = self._sp.piece_to_id(formats.SUM_SIGN) != UNK_ID
 
     @classmethod
     def load(cls, directory: str | Path) -> Tokenizer:
@@ -260,11 +278,11 @@ class Tokenizer:
         return cls(path.read_bytes())
 
     def encode(self, text: str) -> list[int]:
-        return self._sp.encode(to_pieces_text(text, self.place_digits, self.value_pieces))
+        return self._sp.encode(to_pieces_text(text, self.place_digits, self.value_pieces, self.sum_places))
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        return self._sp.encode([to_pieces_text(t, self.place_digits, self.value_pieces) for t in texts],
-                               num_threads=2)
+        pieces = [to_pieces_text(t, self.place_digits, self.value_pieces, self.sum_places) for t in texts]
+        return self._sp.encode(pieces, num_threads=2)
 
     def decode(self, ids: Sequence[int]) -> str:
         specials = (PAD_ID, BOS_ID, EOS_ID)
@@ -334,7 +352,7 @@ def train_from_corpus(params: TokenizerParams, corpus_dir: str | Path, out_dir: 
     train_frame = pl.read_parquet(corpus_dir / "train.parquet", n_rows=params.sample_cases)
     texts = [p + c for p, c in zip(train_frame["model_prompt"], train_frame["model_completion"], strict=True)]
     train(texts, out_dir, params.vocab_size, params.model_type, answer_format in formats.PLACE_FORMATS,
-          params.value_pieces)
+          params.value_pieces, answer_format in formats.SUM_FORMATS)
     tokenizer = Tokenizer.load(out_dir)
     metrics: dict = {"vocab_size": tokenizer.vocab_size,
                      "longest_allowed_case": longest_case_tokens(tokenizer, max_tickets, answer_format)}
