@@ -175,11 +175,6 @@ def value_tok(tmp_path_factory: pytest.TempPathFactory) -> tokenizer.Tokenizer:
     return _train_on_format(tmp_path_factory.mktemp("value_tok"), "ledger", 768, value_pieces=True)
 
 
-def test_value_pieces_are_known_from_the_model_file(place_tok: tokenizer.Tokenizer,
-                                                    value_tok: tokenizer.Tokenizer) -> None:
-    assert value_tok.value_pieces and value_tok.place_digits and not place_tok.value_pieces
-
-
 def test_divisor_and_each_remainder_are_one_piece(value_tok: tokenizer.Tokenizer) -> None:
     line = formats.division_line(4_031_550_000, 17, "ledger")  # remainders of one and of two digits
     steps = formats.division_steps(line)
@@ -221,9 +216,15 @@ def column_tok(tmp_path_factory: pytest.TempPathFactory) -> tokenizer.Tokenizer:
     return _train_on_format(tmp_path_factory.mktemp("column_tok"), "column", 640, sum_places=True)
 
 
-def test_sum_places_are_known_from_the_model_file(place_tok: tokenizer.Tokenizer,
-                                                  column_tok: tokenizer.Tokenizer) -> None:
-    assert column_tok.sum_places and column_tok.place_digits and not place_tok.sum_places
+def test_each_kind_of_piece_is_known_from_the_model_file(place_tok: tokenizer.Tokenizer,
+                                                         value_tok: tokenizer.Tokenizer,
+                                                         column_tok: tokenizer.Tokenizer) -> None:
+    def kinds(tok: tokenizer.Tokenizer) -> tuple[bool, bool, bool]:
+        return tok.place_digits, tok.value_pieces, tok.sum_places
+
+    assert kinds(place_tok) == (True, False, False)
+    assert kinds(value_tok) == (True, True, False)
+    assert kinds(column_tok) == (True, False, True)
 
 
 def test_sum_and_dividend_digits_share_their_place_pieces(column_tok: tokenizer.Tokenizer) -> None:
