@@ -157,3 +157,47 @@ def test_column_completion_puts_the_sum_before_the_division() -> None:
     work_part, answer = formats.split_work("\n".join(lines))
     assert work_part == work and "\n".join(answer) == kata.score(case).output
     assert not formats.is_sum_line("Σ4⁰0") and not formats.is_sum_line("Σ")
+
+
+def test_addends_line_writes_every_addend_of_every_column() -> None:
+    counts = dict.fromkeys(kata.RANK_KEYS, 0) | {"3": 1}
+    line = formats.addend_line(counts, 8)  # the official example: 5,000 + 8 // 2
+    assert line.startswith("Σ4⁰0⁰0⁰Ⅴ55⁰Ⅴ0Ⅳ00⁰Ⅴ0Ⅳ0Ⅲ00⁰")
+    steps = formats.addend_steps(line)
+    assert len(steps) == formats.ADDEND_PLACES
+    # The template is the same for every case: which ranks' digits each column adds.
+    assert [addends[::2] for addends, _, _ in steps] == [
+        "".join(formats.TALLY_LABELS[rank] for rank in column) for column in formats.addend_columns()]
+    # 19 5th prizes and one 4th: 95 + 50 thousands carry out of the ten thousands (145,010).
+    counts = dict.fromkeys(kata.RANK_KEYS, 0) | {"3": 19, "4": 1}
+    steps = formats.addend_steps(formats.addend_line(counts, 20))
+    assert [(digit, carry) for _, digit, carry in steps[:6]] == [(0, 0), (1, 0), (0, 0), (5, 0), (4, 1), (1, 0)]
+    assert steps[4][0] == "Ⅴ9Ⅳ5" and formats.addend_steps("Σ4⁰0") is None
+
+
+@pytest.mark.parametrize("n_tickets", [1, 8, 13, 20])
+def test_addends_line_is_the_division_dividend_for_every_composition(n_tickets: int) -> None:
+    keys = list(kata.RANK_KEYS)
+    for composition in itertools.combinations_with_replacement(range(len(keys) + 1), n_tickets):
+        counts = {key: composition.count(i + 1) for i, key in enumerate(keys)}
+        total = sum(rank.prize * counts[rank.key] for rank in kata.Rank)
+        steps = formats.addend_steps(formats.addend_line(counts, n_tickets))
+        assert steps[-1][2] == 0  # nothing is carried past the top column
+        digits = "".join(str(digit) for _, digit, _ in reversed(steps)).lstrip("0").rjust(2, "0")
+        dividend = formats.division_steps(formats.division_line(total, n_tickets, "ledger"))[1]
+        assert digits == "".join(str(digit) for digit, _, _ in dividend)
+        for addends, _, _ in steps:  # each addend digit is its rank's term's digit in that column
+            assert all(a in formats.TALLY_CHARS and b.isdigit() for a, b in zip(addends[::2], addends[1::2],
+                                                                                  strict=True))
+
+
+def test_drill_gives_the_count_lines_and_trains_the_lines_after_them() -> None:
+    case = kata.official_example()
+    prompt = formats.render_prompt(case, "addends")
+    completion = formats.render_completion(case, "addends")
+    drill_prompt, drill_completion = formats.drill_texts(prompt, completion)
+    lines = kata.score(case).lines
+    assert drill_prompt == prompt + "\n".join(lines[:5]) + "\n"
+    assert drill_completion == "\n".join([*formats.work_lines(case, "addends")[-2:], lines[5]])
+    with pytest.raises(ValueError, match="count lines"):
+        formats.drill_texts(prompt, "\n".join(lines[:5]))

@@ -19,19 +19,22 @@ from collections.abc import Sequence
 from lottogpt import kata
 
 ANSWER_FORMATS = ("direct", "scratchpad", "worksheet", "tool", "longdiv", "tally", "stepwise", "ledger",
-                  "column")
+                  "column", "addends")
 # Formats whose work lines hold the ticket numbers as input that the runtime feeds in.
-FED_FORMATS = ("worksheet", "tool", "longdiv", "tally", "stepwise", "ledger", "column")
+FED_FORMATS = ("worksheet", "tool", "longdiv", "tally", "stepwise", "ledger", "column", "addends")
 # Formats whose tokenizer tags the digits of the division and the rate with their place value.
-PLACE_FORMATS = ("longdiv", "tally", "stepwise", "ledger", "column")
+PLACE_FORMATS = ("longdiv", "tally", "stepwise", "ledger", "column", "addends")
 # Formats that write the long division of the rate, and those that tally each rank in the work lines.
-DIVISION_FORMATS = ("longdiv", "tally", "stepwise", "ledger", "column")
-TALLY_FORMATS = ("tally", "stepwise", "ledger", "column")
-# Formats that add up the dividend column by column (a sum line) before the division brings it down.
-SUM_FORMATS = ("column",)
+DIVISION_FORMATS = ("longdiv", "tally", "stepwise", "ledger", "column", "addends")
+TALLY_FORMATS = ("tally", "stepwise", "ledger", "column", "addends")
+# Formats whose tally names the prize rank (``Ⅲ2``) instead of ``#2``.
+RANK_LABEL_FORMATS = ("ledger", "column", "addends")
+# Formats that add up the dividend column by column (a sum line) before the division brings it down; in
+# ``addends`` each column first writes the digits it adds up.
+SUM_FORMATS = ("column", "addends")
 # How each division format spells the division line (see division_line).
 DIVISION_STYLES = {"longdiv": "longdiv", "tally": "longdiv", "stepwise": "stepwise", "ledger": "ledger",
-                   "column": "ledger"}
+                   "column": "ledger", "addends": "ledger"}
 TOOL_CALL = "⟨rate⟩"
 SUPERSCRIPTS = "⁰¹²³⁴⁵⁶⁷⁸⁹"
 DIVISION_SIGN = "÷"
@@ -50,6 +53,8 @@ _CIRCLED = (
 )
 MAX_TICKETS = len(_CIRCLED)
 CIRCLED_CHARS = "".join(_CIRCLED)
+# The addends line's columns: enough for the dividend of MAX_TICKETS first prizes.
+ADDEND_PLACES = 12
 
 _HEADER_LINE = re.compile(r"\d{1,2}\+(?: \d{1,2}\+){5} \d{1,2}b")
 _WORK_LINE = re.compile(rf"[{CIRCLED_CHARS}]\d{{1,2}}[+b.](?: \d{{1,2}}[+b.]){{5}} =\db?(?: [#{TALLY_CHARS}]\d+)?")
@@ -63,6 +68,10 @@ STEPWISE_STEP = re.compile(rf"( ?)(\d)(\d)([{SUPERSCRIPTS}]+)")
 # The column format's sum line: each digit of the dividend, ones first, and the carry it passes on.
 SUM_LINE = re.compile(rf"{SUM_SIGN}((?:\d[{SUPERSCRIPTS}])+)")
 SUM_STEP = re.compile(rf"(\d)([{SUPERSCRIPTS}])")
+# The addends format's sum line: per column, ones first, each addend as its rank's numeral and digit, then the
+# column's digit and the carry it passes on.
+ADDEND_LINE = re.compile(rf"{SUM_SIGN}((?:(?:[{TALLY_CHARS}]\d)*\d[{SUPERSCRIPTS}])+)")
+ADDEND_STEP = re.compile(rf"((?:[{TALLY_CHARS}]\d)*)(\d)([{SUPERSCRIPTS}])")
 
 
 def ticket_marker(index: int) -> str:
@@ -179,12 +188,65 @@ def sum_line(counts: dict[str, int], n_tickets: int) -> str:
     return SUM_SIGN + "".join(steps)
 
 
+def prize_digits(rank: kata.Rank) -> tuple[int, int, int]:
+    """A rank's prize as ``multiplier * 10**shift``, and the digits its term takes at most (``MAX_TICKETS``)."""
+    multiplier, shift = rank.prize, 0
+    while multiplier % 10 == 0:
+        multiplier, shift = multiplier // 10, shift + 1
+    return multiplier, shift, len(str(multiplier * MAX_TICKETS))
+
+
+def addend_columns() -> list[list[kata.Rank]]:
+    """Which ranks' terms have a digit in each column (10**0 .. 10**11), lowest rank first: a fixed template."""
+    columns: list[list[kata.Rank]] = [[] for _ in range(ADDEND_PLACES)]
+    for rank in kata.Rank:
+        _, shift, width = prize_digits(rank)
+        for place in range(shift, shift + width):
+            columns[place].append(rank)
+    return columns
+
+
+def addend_line(counts: dict[str, int], n_tickets: int) -> str:
+    """The addends format's sum line: the dividend added up column by column, ones first, every addend written.
+
+    Each rank's term is its count times the prize's leading digits (``15 * c`` for 1,500,000 won); a column
+    writes the digit of each term that reaches it (the rank's numeral, then the digit), then the column's
+    digit and, in superscript, the carry into the next column. The template is the same for every case (12
+    columns, the same addends), so each token is a local step: a term's digit is a lookup of one count, the
+    column's digit a sum of the few digits just written and the carry before them. The two lowest columns
+    hold ``n // 2`` (rounding half up). Official example (one 5th prize, 8 tickets) starts
+    ``Σ4⁰0⁰0⁰Ⅴ55⁰Ⅴ0Ⅳ00⁰``.
+    """
+    half = n_tickets // 2
+    steps, carry = [], 0
+    for place, ranks in enumerate(addend_columns()):
+        addends = ""
+        column = carry + (half // 10 ** place % 10 if place < 2 else 0)
+        for rank in ranks:
+            multiplier, shift, _ = prize_digits(rank)
+            digit = multiplier * counts[rank.key] // 10 ** (place - shift) % 10
+            addends += f"{TALLY_LABELS[rank]}{digit}"
+            column += digit
+        carry = column // 10
+        steps.append(f"{addends}{column % 10}{SUPERSCRIPTS[carry]}")
+    return SUM_SIGN + "".join(steps)
+
+
 def sum_steps(line: str) -> list[tuple[int, int]] | None:
     """The steps ``(digit, carry on)`` of a sum line, ones first; ``None`` if it is no sum line."""
     match = SUM_LINE.fullmatch(line)
     if match is None:
         return None
     return [(int(digit), SUPERSCRIPTS.index(carry)) for digit, carry in SUM_STEP.findall(match.group(1))]
+
+
+def addend_steps(line: str) -> list[tuple[str, int, int]] | None:
+    """The columns ``(addends, digit, carry on)`` of an addends line, ones first; ``None`` if it is none."""
+    match = ADDEND_LINE.fullmatch(line)
+    if match is None:
+        return None
+    return [(addends, int(digit), SUPERSCRIPTS.index(carry))
+            for addends, digit, carry in ADDEND_STEP.findall(match.group(1))]
 
 
 def division_rate(line: str) -> str | None:
@@ -223,10 +285,12 @@ def work_lines(case: kata.Case, answer_format: str, result: kata.Result | None =
     """The work lines of ``case`` in ``answer_format``, in the order the model writes them."""
     if answer_format == "direct":
         return []
-    tally, labels = answer_format in TALLY_FORMATS, answer_format in ("ledger", "column")
+    tally, labels = answer_format in TALLY_FORMATS, answer_format in RANK_LABEL_FORMATS
     lines = [work_line(case, i, tally, labels) for i in range(1, len(case.tickets) + 1)]
     result = result or kata.score(case)
-    if answer_format in SUM_FORMATS:
+    if answer_format == "addends":
+        lines.append(addend_line(result.counts, len(case.tickets)))
+    elif answer_format in SUM_FORMATS:
         lines.append(sum_line(result.counts, len(case.tickets)))
     if answer_format in DIVISION_FORMATS:
         lines.append(division_line(result.total_prize, len(case.tickets), DIVISION_STYLES[answer_format]))
@@ -256,6 +320,20 @@ def render_completion(case: kata.Case, answer_format: str, result: kata.Result |
     return "\n".join(work + lines)
 
 
+def drill_texts(prompt: str, completion: str) -> tuple[str, str]:
+    """A case as an arithmetic drill: the prompt and the count lines given, the lines after them to write.
+
+    The lines after the count lines (the closing work lines and the rate) read nothing but the count lines
+    and the ticket count, so a drill trains them on a few dozen tokens instead of a whole case, right after
+    the same count lines as in the case.
+    """
+    lines = completion.split("\n")
+    start = next((i for i, line in enumerate(lines) if not is_ticket_work_line(line)), len(lines))
+    if len(lines) - start < 6:
+        raise ValueError("a drill needs the five count lines and at least one line after them")
+    return prompt + "\n".join(lines[start:start + 5]) + "\n", "\n".join(lines[start + 5:])
+
+
 def is_ticket_work_line(line: str) -> bool:
     return _WORK_LINE.fullmatch(line) is not None
 
@@ -265,7 +343,7 @@ def is_division_line(line: str) -> bool:
 
 
 def is_sum_line(line: str) -> bool:
-    return SUM_LINE.fullmatch(line) is not None
+    return SUM_LINE.fullmatch(line) is not None or ADDEND_LINE.fullmatch(line) is not None
 
 
 def is_work_line(line: str) -> bool:

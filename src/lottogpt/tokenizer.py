@@ -151,6 +151,11 @@ def _mark_places(line: str, value_pieces: bool = False, sum_places: bool = False
                                f"{_place_digits(quotient, [top - i])}{remainder_text(remainder)}"
                                for i, (space, digit, quotient, remainder) in enumerate(found))
         return f"{formats.DIVISION_SIGN}{divisor_text(divisor)}:{marked_steps}"
+    addends = formats.ADDEND_LINE.fullmatch(line)
+    if addends and sum_places:  # the column digits carry their place; the addends stay plain digits
+        steps = formats.ADDEND_STEP.findall(addends.group(1))
+        return formats.SUM_SIGN + "".join(terms + _place_digits(digit, [i]) + carry
+                                          for i, (terms, digit, carry) in enumerate(steps))
     total = formats.SUM_LINE.fullmatch(line)
     if total and sum_places:  # ones first: the i-th digit is in the 10**i place
         steps = formats.SUM_STEP.findall(total.group(1))
