@@ -5,7 +5,8 @@ batches from that split (``lottogpt.train.Sampler``, seeded, with replacement) a
 ``train.max_steps`` steps. This replays the same seeded draws without building a batch or touching a
 model, and counts the facts of the drawn cases (once per draw) after each number of steps asked for, with
 the corpus's floors beside them (``below_floor``: reachable facts seen fewer times than
-``data.coverage_floor``, or ``data.place_floor`` for ``division_place``).
+``data.coverage_floor``, or ``data.place_floor`` for ``division_place``). A case drawn as a drill
+(``train.drill_share``) counts for the division's facts only: the count lines are given there.
 
     python benchmarks/training_exposure.py --steps 4000,8000
 
@@ -46,14 +47,17 @@ def step_counts(text: str) -> list[int]:
     return marks
 
 
-def drawn_cases(sampler: Any, marks: list[int]) -> dict[int, Counter]:
-    """For each mark, how many times the first ``mark`` steps draw each case (``Sampler.draw_cases``)."""
+def drawn_cases(sampler: Any, marks: list[int]) -> dict[int, tuple[Counter, Counter]]:
+    """For each mark, how many times the first ``mark`` steps draw each case, whole and as a drill
+    (``Sampler.draw_batch``)."""
     picked: Counter = Counter()
-    found: dict[int, Counter] = {}
+    drilled: Counter = Counter()
+    found: dict[int, tuple[Counter, Counter]] = {}
     for step in range(max(marks)):
-        picked.update(int(i) for i in sampler.draw_cases(step))
+        rows, indices = sampler.draw_batch(step)
+        (drilled if rows.drills else picked).update(int(i) for i in indices)
         if step + 1 in marks:
-            found[step + 1] = picked.copy()
+            found[step + 1] = (picked.copy(), drilled.copy())
     return found
 
 
@@ -65,19 +69,21 @@ def exposure(params: Any, corpus: str, tokenizer_dir: str, marks: list[int]) -> 
     frame = data.read_split(corpus, "train", ["model_prompt", "model_completion", "n_tickets"])
     encoded = Encoded(Tokenizer.load(tokenizer_dir), frame, params.model.block_size, params.data.answer_format)
     cfg = params.train
-    sampler = Sampler(encoded, cfg.batch_tokens, cfg.seed, cfg.curriculum_steps, cfg.count_power)
+    sampler = Sampler(encoded, cfg.batch_tokens, cfg.seed, cfg.curriculum_steps, cfg.count_power, cfg.drill_share)
     possible = coverage.reachable(params.data.min_tickets, params.data.max_tickets, params.data.answer_format)
     floor = coverage.floors(params.data.coverage_floor, params.data.place_floor)
     facts: dict[int, coverage.Facts] = {}
     result = {}
-    for mark, picked in drawn_cases(sampler, marks).items():
+    for mark, (picked, drilled) in drawn_cases(sampler, marks).items():
         counts = coverage.empty()
-        for index, times in picked.items():
+        for index in picked.keys() | drilled.keys():
             if index not in facts:
                 facts[index] = coverage.completion_facts(encoded.completions[index])
-            coverage.add(counts, facts[index], times)  # once per draw
+            # once per draw; a drill trains only the division's facts
+            coverage.add(counts, facts[index], picked[index])
+            coverage.add(counts, {f: facts[index][f] for f in coverage.DIVISION_FAMILIES}, drilled[index])
         result[str(mark)] = {"cases_drawn": sum(picked.values()), "distinct_cases": len(picked),
-                             **coverage.summary(counts, possible, floor)}
+                             "drills_drawn": sum(drilled.values()), **coverage.summary(counts, possible, floor)}
     return {"corpus_cases": len(encoded), "steps": result}
 
 
@@ -89,13 +95,14 @@ def main(argv: list[str] | None = None) -> None:
     marks = args.steps or [params.train.max_steps]
     result = {"benchmark": NAME, "command": bc.command_line(), "machine": bc.machine("cpu"),
               "config": {"steps": marks, "seed": params.train.seed, "batch_tokens": params.train.batch_tokens,
-                         "count_power": params.train.count_power, "corpus": str(Path(args.corpus))},
+                         "count_power": params.train.count_power,
+                         "drill_share": params.train.drill_share, "corpus": str(Path(args.corpus))},
               **exposure(params, args.corpus, args.tokenizer, marks)}
     for mark, row in result["steps"].items():
         division = row["families"].get("division", {})
         print(f"{mark} steps: {row['cases_drawn']:,} cases drawn ({row['distinct_cases']:,} distinct of "
-              f"{result['corpus_cases']:,}); division facts min {division.get('min')}, median "
-              f"{division.get('median')}, below floor {division.get('below_floor')}")
+              f"{result['corpus_cases']:,}), {row['drills_drawn']:,} drills; division facts min "
+              f"{division.get('min')}, median {division.get('median')}, below floor {division.get('below_floor')}")
     print(f"wrote {bc.write_result(args.out, NAME, result)}")
 
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F  # noqa: N812
 from ruamel.yaml import YAML
 from safetensors.torch import load_file
 
-from lottogpt import checkpoint, data, kata, params, tokenizer, train
+from lottogpt import checkpoint, data, formats, kata, params, tokenizer, train
 from lottogpt.inference import ModelEngine
 from lottogpt.params import DataParams, ModelParams, Params, TokenizerParams, TrainParams
 
@@ -87,6 +87,27 @@ def test_sampler_weights_ticket_counts_by_count_power(tiny_corpus: Path, tiny_to
     assert set(early) == {1, 2} and abs((early == 2).mean() - 2 / 3) < 0.03
     # count_power 0 keeps the uniform draw of earlier runs: the same batches for the same seed
     old, new = train.Sampler(encoded, 2048, 3, 0), train.Sampler(encoded, 2048, 3, 0, count_power=0.0)
+    assert all(torch.equal(old.sample(step)[0], new.sample(step)[0]) for step in range(5))
+
+
+def test_sampler_mixes_in_drills_that_train_only_the_lines_after_the_counts(tiny_corpus: Path,
+                                                                          tiny_tokenizer: Path) -> None:
+    tok = tokenizer.Tokenizer.load(tiny_tokenizer)
+    encoded = train.Encoded(tok, data.read_split(tiny_corpus, "train"), block_size=512, answer_format="scratchpad")
+    sampler = train.Sampler(encoded, 2048, seed=3, curriculum_steps=0, drill_share=0.3)
+    batches = [sampler.draw_batch(step) for step in range(1000)]
+    drilled = [indices for source, indices in batches if source.drills]
+    assert abs(len(drilled) / len(batches) - 0.3) < 0.05
+    # A drill batch holds more cases than a whole-case batch of the same ticket count.
+    n = int(encoded.n_tickets[drilled[0][0]])
+    assert len(drilled[0]) > max(1, 2048 // sampler.count_length[n])
+    index = int(drilled[0][0])
+    x, y = train.make_batch(sampler.drills, np.array([index]))
+    prompt, completion = formats.drill_texts(encoded.prompts[index], encoded.completions[index])
+    assert tok.decode(x[0, : sampler.drills.prompt_length(index)].tolist()[1:]) == prompt
+    assert tok.decode(y[0][y[0] != train.IGNORE].tolist()[:-1]) == completion  # the rate line, then EOS
+    # drill_share 0 draws the batches of earlier runs
+    old, new = train.Sampler(encoded, 2048, 3, 0), train.Sampler(encoded, 2048, 3, 0, drill_share=0.0)
     assert all(torch.equal(old.sample(step)[0], new.sample(step)[0]) for step in range(5))
 
 

@@ -43,9 +43,16 @@ class TrainError(RuntimeError):
 
 
 class Encoded:
-    """A split whose cases are tokenized on first use (BOS + prompt + completion + EOS)."""
+    """A split whose cases are tokenized on first use (BOS + prompt + completion + EOS).
 
-    def __init__(self, tokenizer: Tokenizer, frame: pl.DataFrame, block_size: int, answer_format: str = "") -> None:
+    With ``drills`` each case is its arithmetic drill instead (``formats.drill_texts``): the count lines
+    are given and only the lines after them are trained.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, frame: pl.DataFrame, block_size: int, answer_format: str = "",
+                 drills: bool = False) -> None:
+        self.drills = drills
+        self.answer_format = answer_format
         self.tokenizer = tokenizer
         # In fed formats the work lines' markers and numbers are input: they get no loss.
         self.fed_ids = tokenizer.fed_ids if answer_format in formats.FED_FORMATS else frozenset()
@@ -63,8 +70,11 @@ class Encoded:
 
     def tokens(self, index: int) -> np.ndarray:
         if index not in self._tokens:
-            prompt = [self.tokenizer.bos_id, *self.tokenizer.encode(self.prompts[index])]
-            sequence = [*prompt, *self.tokenizer.encode(self.completions[index]), self.tokenizer.eos_id]
+            prompt_text, completion_text = self.prompts[index], self.completions[index]
+            if self.drills:
+                prompt_text, completion_text = formats.drill_texts(prompt_text, completion_text)
+            prompt = [self.tokenizer.bos_id, *self.tokenizer.encode(prompt_text)]
+            sequence = [*prompt, *self.tokenizer.encode(completion_text), self.tokenizer.eos_id]
             if len(sequence) > self.block_size:
                 raise TrainError(f"a case of {self.n_tickets[index]} tickets has {len(sequence)} tokens but "
                                  f"model.block_size is {self.block_size}: raise model.block_size or lower "
@@ -76,6 +86,10 @@ class Encoded:
     def prompt_length(self, index: int) -> int:
         self.tokens(index)
         return self._prompt_lengths[index]
+
+    def as_drills(self) -> Encoded:
+        """The same cases as arithmetic drills."""
+        return Encoded(self.tokenizer, self.frame, self.block_size, self.answer_format, drills=True)
 
 
 def make_batch(encoded: Encoded, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,11 +113,16 @@ class Sampler:
     A batch's ticket count ``n`` is drawn with weight ``n ** count_power``. With 0 (uniform) the work line
     of ticket 10 is trained in a tenth of the batches only, that of ticket 1 in all of them; with 1 the
     last tickets of long cases, where the tally has the most to count, get about twice the training.
+    A ``drill_share`` of the batches are arithmetic drills (:meth:`Encoded.as_drills`) of such cases: a
+    drill is a few dozen tokens where its case is hundreds, so the arithmetic after the count lines is
+    trained on many more cases for the same tokens.
     """
 
     def __init__(self, encoded: Encoded, batch_tokens: int, seed: int, curriculum_steps: int,
-                 count_power: float = 0.0) -> None:
+                 count_power: float = 0.0, drill_share: float = 0.0) -> None:
         self.encoded = encoded
+        self.drill_share = drill_share
+        self.drills = encoded.as_drills() if drill_share > 0 else None
         self.batch_tokens = batch_tokens
         self.curriculum_steps = curriculum_steps
         self.count_power = count_power
@@ -113,6 +132,8 @@ class Sampler:
         self.count_length = {n: max(len(encoded.tokens(int(i))) for i in idx[:32])
                              for n, idx in self.by_count.items()}
         self.counts = sorted(self.by_count)
+        self.drill_length = {n: max(len(self.drills.tokens(int(i))) for i in idx[:32])
+                             for n, idx in self.by_count.items()} if self.drills is not None else {}
 
     def allowed_counts(self, step: int) -> list[int]:
         if self.curriculum_steps <= 0:
@@ -135,8 +156,16 @@ class Sampler:
         size = max(1, self.batch_tokens // self.count_length[n])
         return self.rng.choice(self.by_count[n], size=size)
 
+    def draw_batch(self, step: int) -> tuple[Encoded, np.ndarray]:
+        """The rows of the batch of ``step``: cases, or with probability ``drill_share`` their drills."""
+        if self.drills is not None and self.rng.random() < self.drill_share:
+            n = self.draw_count(step)
+            size = max(1, self.batch_tokens // self.drill_length[n])
+            return self.drills, self.rng.choice(self.by_count[n], size=size)
+        return self.encoded, self.draw_cases(step)
+
     def sample(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return make_batch(self.encoded, self.draw_cases(step))
+        return make_batch(*self.draw_batch(step))
 
 
 def lr_at(step: int, params: Params) -> float:
@@ -347,7 +376,7 @@ def train(params: Params, corpus_dir: str | Path, tokenizer_dir: str | Path, out
     raw_model = GPT(GPTConfig(vocab_size=inputs.tokenizer.vocab_size, **asdict(params.model))).to(rt.device)
     optimizers = make_optimizers(raw_model, params, rt.device)
     sampler = Sampler(inputs.train_set, cfg.batch_tokens, cfg.seed + rt.dist.rank, cfg.curriculum_steps,
-                      cfg.count_power)
+                      cfg.count_power, cfg.drill_share)
     run = resume(out_dir, raw_model, optimizers, sampler, rt, inputs.fingerprint)
     model = wrap_model(raw_model, cfg, rt)
     started, elapsed_before = time.perf_counter(), run.elapsed
