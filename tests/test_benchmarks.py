@@ -116,6 +116,17 @@ def test_speculative_agreement(tmp_path: Path, tiny_checkpoint: Path, tiny_corpu
     assert result["config"]["drafter_contexts"] > 0
 
 
+def test_arithmetic_drills(tmp_path: Path) -> None:
+    result = run_script("arithmetic_drills", tmp_path, "--steps", "3", "--drills", "300", "--eval", "12",
+                        "--format", "addends", timeout=300)
+    assert result["config"]["format"] == "addends" and result["config"]["steps"] == 3
+    for row in result["held_out"].values():
+        assert row["drills"] == 12 and 0 <= row["errors"] <= 12 and len(row["examples"]) == min(row["errors"], 5)
+        for example in row["examples"]:  # the reference's lines after the count lines: sum, division, rate
+            assert example["expected"].startswith("Σ") and "총 수익률은" in example["expected"]
+    assert result["tokens_per_second"] > 0 and result["rows_per_batch"] > 1
+
+
 def test_training_exposure(tmp_path: Path, tiny_corpus: Path, tiny_tokenizer: Path) -> None:
     import dataclasses
 
@@ -139,10 +150,13 @@ def test_training_exposure(tmp_path: Path, tiny_corpus: Path, tiny_tokenizer: Pa
     frame = data.read_split(tiny_corpus, "train", ["model_prompt", "model_completion", "n_tickets"])
     encoded = Encoded(Tokenizer.load(tiny_tokenizer), frame, params.model.block_size, params.data.answer_format)
     cfg = params.train
-    sampler = Sampler(encoded, cfg.batch_tokens, cfg.seed, cfg.curriculum_steps, cfg.count_power)
-    rows = [sampler.sample(step)[0].shape[0] for step in range(6)]
+    sampler = Sampler(encoded, cfg.batch_tokens, cfg.seed, cfg.curriculum_steps, cfg.count_power, cfg.drill_share)
+    batches = [sampler.draw_batch(step) for step in range(6)]
+    rows = [0 if source.drills else len(indices) for source, indices in batches]
+    drills = [len(indices) if source.drills else 0 for source, indices in batches]
     early, late = result["steps"]["3"], result["steps"]["6"]
     assert early["cases_drawn"] == sum(rows[:3]) and late["cases_drawn"] == sum(rows)
+    assert early["drills_drawn"] == sum(drills[:3]) and late["drills_drawn"] == sum(drills)
     assert early["distinct_cases"] <= early["cases_drawn"] and late["distinct_cases"] >= early["distinct_cases"]
     count = late["families"]["count"]
     assert count["reachable"] == 5 * (params.data.max_tickets + 1) and count["unreachable_seen"] == 0
