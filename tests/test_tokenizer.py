@@ -16,8 +16,8 @@ from .conftest import TINY
 @pytest.fixture(scope="module")
 def tok(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tokenizer.Tokenizer:
     out = tmp_path_factory.mktemp("tok")
-    metrics = tokenizer.train_from_corpus(TokenizerParams(vocab_size=512, sample_cases=400), tiny_corpus, out,
-                                          TINY.answer_format, TINY.max_tickets)
+    params = TokenizerParams(vocab_size=512, sample_cases=400, value_pieces=False)
+    metrics = tokenizer.train_from_corpus(params, tiny_corpus, out, TINY.answer_format, TINY.max_tickets)
     assert metrics["test"]["tokens_max"] <= metrics["longest_allowed_case"]
     return tokenizer.Tokenizer.load(out)
 

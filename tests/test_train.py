@@ -159,7 +159,7 @@ def test_every_parameter_has_exactly_one_optimizer(name: str) -> None:
 def test_overfits_a_few_cases_to_exact_match(tmp_path: Path, optimizer: str) -> None:
     few = DataParams(seed=5, n_train=4, n_val=4, n_test=2, n_test_natural=2, min_tickets=1, max_tickets=1)
     corpus, tok_dir = _corpus_and_tokenizer(tmp_path, few)
-    p = Params(data=few, model=ModelParams(n_layer=2, n_head=2, n_embd=64, block_size=192),
+    p = Params(data=few, model=ModelParams(n_layer=2, n_head=2, n_embd=64, block_size=256),
                train=TrainParams(max_steps=250, batch_tokens=512, lr=3e-3, warmup_steps=10, eval_interval=1000,
                                  checkpoint_interval=1000, eval_cases=4, threads=1, weight_decay=0.0,
                                  optimizer=optimizer))

@@ -51,15 +51,15 @@ class DataParams:
     # counted and reported only). There are far more of these facts: a floor of 10 needs room, which a
     # data.prize_share of 0.3 leaves too little of.
     place_floor: int = 10
-    answer_format: str = "ledger"
+    answer_format: str = "addends"
 
 
 @dataclass
 class TokenizerParams:
-    vocab_size: int = 640
+    vocab_size: int = 768
     model_type: str = "bpe"
     sample_cases: int = 20_000
-    value_pieces: bool = False  # one piece per count, tally, divisor and remainder value
+    value_pieces: bool = True  # one piece per count, tally, divisor and remainder value
 
 
 @dataclass
@@ -92,7 +92,7 @@ class TrainParams:
     grad_clip: float = 1.0
     curriculum_steps: int = 0  # steps over which the max number of tickets grows to data.max_tickets
     count_power: float = 1.0  # a batch's ticket count n is drawn with weight n ** count_power (0 = uniform)
-    drill_share: float = 0.0  # share of batches that train only the lines after the count lines (drills)
+    drill_share: float = 0.25  # share of batches that train only the lines after the count lines (drills)
     optimizer: str = "muon"  # adamw, or muon (Muon for the blocks' matrices, AdamW for embeddings and norms)
     eval_interval: int = 500
     eval_cases: int = 64
