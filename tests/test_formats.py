@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 
 import pytest
 
@@ -135,15 +136,20 @@ def test_column_sum_line_adds_the_dividend_ones_first() -> None:
     assert formats.sum_line(dict.fromkeys(kata.RANK_KEYS, 0), 1) == "Σ0⁰0⁰"  # at least two digits, like the division
 
 
-@pytest.mark.parametrize("n_tickets", [1, 8, 13, 20])
-def test_column_sum_is_the_division_dividend_for_every_composition(n_tickets: int) -> None:
+def dividends(n_tickets: int) -> Iterator[tuple[dict[str, int], list[int]]]:
+    """Every prize composition of ``n_tickets`` tickets: its counts and the digits of its division's dividend."""
     keys = list(kata.RANK_KEYS)
     for composition in itertools.combinations_with_replacement(range(len(keys) + 1), n_tickets):
         counts = {key: composition.count(i + 1) for i, key in enumerate(keys)}
         total = sum(rank.prize * counts[rank.key] for rank in kata.Rank)
+        yield counts, [digit for digit, _, _ in formats.division_steps(formats.division_line(total, n_tickets))[1]]
+
+
+@pytest.mark.parametrize("n_tickets", [1, 8, 13, 20])
+def test_column_sum_is_the_division_dividend_for_every_composition(n_tickets: int) -> None:
+    for counts, dividend in dividends(n_tickets):
         steps = formats.sum_steps(formats.sum_line(counts, n_tickets))
-        dividend = formats.division_steps(formats.division_line(total, n_tickets, "ledger"))[1]
-        assert [digit for digit, _ in reversed(steps)] == [digit for digit, _, _ in dividend]
+        assert [digit for digit, _ in reversed(steps)] == dividend
         assert steps[-1][1] == 0  # nothing is carried past the top digit
 
 
@@ -177,18 +183,17 @@ def test_addends_line_writes_every_addend_of_every_column() -> None:
 
 @pytest.mark.parametrize("n_tickets", [1, 8, 13, 20])
 def test_addends_line_is_the_division_dividend_for_every_composition(n_tickets: int) -> None:
-    keys = list(kata.RANK_KEYS)
-    for composition in itertools.combinations_with_replacement(range(len(keys) + 1), n_tickets):
-        counts = {key: composition.count(i + 1) for i, key in enumerate(keys)}
-        total = sum(rank.prize * counts[rank.key] for rank in kata.Rank)
+    labels = {label: rank for rank, label in formats.TALLY_LABELS.items()}
+    for counts, dividend in dividends(n_tickets):
         steps = formats.addend_steps(formats.addend_line(counts, n_tickets))
         assert steps[-1][2] == 0  # nothing is carried past the top column
         digits = "".join(str(digit) for _, digit, _ in reversed(steps)).lstrip("0").rjust(2, "0")
-        dividend = formats.division_steps(formats.division_line(total, n_tickets, "ledger"))[1]
-        assert digits == "".join(str(digit) for digit, _, _ in dividend)
-        for addends, _, _ in steps:  # each addend digit is its rank's term's digit in that column
-            assert all(a in formats.TALLY_CHARS and b.isdigit() for a, b in zip(addends[::2], addends[1::2],
-                                                                                  strict=True))
+        assert digits == "".join(map(str, dividend))
+        terms = dict.fromkeys(kata.Rank, 0)  # each rank's addends, read back as a number, are its term
+        for place, (addends, _, _) in enumerate(steps):
+            for label, digit in zip(addends[::2], addends[1::2], strict=True):
+                terms[labels[label]] += int(digit) * 10 ** place
+        assert all(terms[rank] == rank.prize * counts[rank.key] for rank in kata.Rank)
 
 
 def test_drill_gives_the_count_lines_and_trains_the_lines_after_them() -> None:
