@@ -3,10 +3,12 @@
 The lines after the five count lines (a format's sum and division work lines and the rate line) read
 nothing but the count lines and the ticket count. A drill (``formats.drill_texts``) gives a case's prompt and
 count lines and trains only those lines, so a model of ``params.yaml``'s shape trained on drills alone for
-``--steps`` shows how learnable a format's arithmetic is, without the hour a whole-pipeline run takes. The
-training drills realise prize compositions drawn half with a uniform ticket count, half uniformly over all
-compositions (where most have 15-20 tickets); the held-out drills are ``--eval`` compositions of each kind,
-decoded greedily and compared with the reference's lines.
+``--steps`` shows how learnable a format's arithmetic is, without the hour a whole-pipeline run takes. Half
+the training drills are prize-drawn as in the corpus (a uniform ticket count of 1-20, then a uniform prize
+composition), half realise distinct compositions drawn uniformly over all of them (most have 15-20
+tickets); the held-out drills are ``--eval`` of each kind (11-20 tickets for the second), drawn with
+another seed (a composition may recur: the answer depends on nothing else, so this screens learning, not
+generalisation), decoded greedily and compared with the reference's lines.
 
     python benchmarks/arithmetic_drills.py --format ledger --no-value-pieces --vocab-size 640 \
         --out results/bench/drills/ledger
@@ -21,7 +23,6 @@ import argparse
 import tempfile
 import time
 from dataclasses import asdict
-from math import comb
 from typing import Any
 
 import bench_common as bc
@@ -49,29 +50,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def compositions(rng: Any, size: int, fewest: int, most: int, uniform_count: bool) -> list[tuple[int, ...]]:
-    """``size`` prize compositions (five prize counts, then the losers) of ``fewest..most`` tickets."""
-    import numpy as np
-
-    counts = np.arange(fewest, most + 1)
-    weights = np.ones(len(counts)) if uniform_count else np.array([comb(int(n) + 5, 5) for n in counts], float)
-    found = []
-    for n in rng.choice(counts, size=size, p=weights / weights.sum()).tolist():
-        bars = np.sort(rng.choice(n + 5, 5, replace=False))
-        found.append(tuple(int(k) for k in np.diff(bars, prepend=-1, append=n + 5) - 1))
-    return found
-
-
-def drill_frame(rng: Any, found: list[tuple[int, ...]], answer_format: str, bonus_prob: float) -> Any:
-    """Cases realising the compositions, with the corpus's prompt and completion columns."""
+def drill_frame(cases: list, answer_format: str) -> Any:
+    """The corpus's prompt and completion columns of ``cases``."""
     import polars as pl
 
-    from lottogpt import data, formats
+    from lottogpt import formats
 
-    cases = data.draw_composed(rng, found, bonus_prob, repeat_share=0.0)
     return pl.DataFrame({"model_prompt": [formats.render_prompt(c, answer_format) for c in cases],
                          "model_completion": [formats.render_completion(c, answer_format) for c in cases],
                          "n_tickets": [len(c.tickets) for c in cases]})
+
+
+def draw(rng: Any, params: Any, size: int, fewest: int, most: int, uniform_count: bool) -> list:
+    """``size`` cases of ``fewest..most`` tickets: prize-drawn as in the corpus (a uniform ticket count, then
+    a uniform composition), or realising distinct compositions drawn uniformly over all of them."""
+    from dataclasses import replace
+
+    from lottogpt import data, suites
+
+    if uniform_count:
+        return data.draw_cases(rng, replace(params.data, min_tickets=fewest, max_tickets=most), size, "prizes")
+    found = suites.sampled_compositions(rng, fewest, most, size)
+    return data.draw_composed(rng, found, params.data.bonus_prob, repeat_share=0.0)
 
 
 def train_on_drills(params: Any, drills: Any, steps: int, rng: Any) -> tuple[Any, dict[str, float]]:
@@ -137,8 +137,8 @@ def main(argv: list[str] | None = None) -> None:
     params.train.max_steps = args.steps  # the learning-rate schedule spans the drill run
     rng = np.random.default_rng(args.seed)
     half = args.drills // 2
-    frame = drill_frame(rng, compositions(rng, half, 1, 20, True) + compositions(rng, args.drills - half, 1, 20, False),
-                        fmt, params.data.bonus_prob)
+    frame = drill_frame(draw(rng, params, half, 1, 20, True) + draw(rng, params, args.drills - half, 1, 20, False),
+                        fmt)
     with tempfile.TemporaryDirectory() as tok_dir:
         texts = [p + c for p, c in zip(frame["model_prompt"][:3000], frame["model_completion"][:3000], strict=True)]
         tokenizer.train(texts, tok_dir, args.vocab_size or params.tokenizer.vocab_size, "bpe",
@@ -148,10 +148,9 @@ def main(argv: list[str] | None = None) -> None:
     model, figures = train_on_drills(params, drills, args.steps, rng)
     held_out = {}
     for name, fewest, most, uniform_count in EVAL_SETS:
-        eval_rng = np.random.default_rng([args.seed, 999])
-        found = compositions(eval_rng, args.eval, fewest, most, uniform_count)
-        held_out[name] = score(model, Encoded(tok, drill_frame(eval_rng, found, fmt, params.data.bonus_prob),
-                                               params.model.block_size, fmt, drills=True))
+        cases = draw(np.random.default_rng([args.seed, 999]), params, args.eval, fewest, most, uniform_count)
+        held_out[name] = score(model, Encoded(tok, drill_frame(cases, fmt), params.model.block_size, fmt,
+                                               drills=True))
     result = {"benchmark": NAME, "command": bc.command_line(), "machine": bc.machine("cpu"),
               "config": {"format": fmt, "value_pieces": value_pieces, "steps": args.steps, "drills": args.drills,
                          "vocab_size": tok.vocab_size, "seed": args.seed, "model": asdict(params.model),
