@@ -102,7 +102,7 @@ def train_on_drills(params: Any, drills: Any, steps: int, rng: Any) -> tuple[Any
         tokens += x.numel()
     seconds = time.perf_counter() - started
     return model, {"train_seconds": round(seconds, 1), "tokens_per_second": round(tokens / seconds, 1),
-                   "rows_per_batch": rows, "final_loss": round(float(loss), 5)}
+                   "rows_per_batch": rows, "final_loss": round(loss.item(), 5)}
 
 
 def score(model: Any, drills: Any) -> dict[str, Any]:
