@@ -50,17 +50,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def drill_frame(cases: list, answer_format: str) -> Any:
-    """The corpus's prompt and completion columns of ``cases``."""
-    import polars as pl
-
-    from lottogpt import formats
-
-    return pl.DataFrame({"model_prompt": [formats.render_prompt(c, answer_format) for c in cases],
-                         "model_completion": [formats.render_completion(c, answer_format) for c in cases],
-                         "n_tickets": [len(c.tickets) for c in cases]})
-
-
 def draw(rng: Any, params: Any, size: int, fewest: int, most: int, uniform_count: bool) -> list:
     """``size`` cases of ``fewest..most`` tickets: prize-drawn as in the corpus (a uniform ticket count, then
     a uniform composition), or realising distinct compositions drawn uniformly over all of them."""
@@ -125,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     import numpy as np
     import torch
 
-    from lottogpt import formats, tokenizer
+    from lottogpt import data, formats, tokenizer
     from lottogpt import params as params_module
     from lottogpt.train import Encoded
 
@@ -137,8 +126,8 @@ def main(argv: list[str] | None = None) -> None:
     params.train.max_steps = args.steps  # the learning-rate schedule spans the drill run
     rng = np.random.default_rng(args.seed)
     half = args.drills // 2
-    frame = drill_frame(draw(rng, params, half, 1, 20, True) + draw(rng, params, args.drills - half, 1, 20, False),
-                        fmt)
+    drawn = draw(rng, params, half, 1, 20, True) + draw(rng, params, args.drills - half, 1, 20, False)
+    frame = data.to_frame("drills", drawn, fmt)
     with tempfile.TemporaryDirectory() as tok_dir:
         texts = [p + c for p, c in zip(frame["model_prompt"][:3000], frame["model_completion"][:3000], strict=True)]
         tokenizer.train(texts, tok_dir, args.vocab_size or params.tokenizer.vocab_size, "bpe",
@@ -149,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     held_out = {}
     for name, fewest, most, uniform_count in EVAL_SETS:
         cases = draw(np.random.default_rng([args.seed, 999]), params, args.eval, fewest, most, uniform_count)
-        held_out[name] = score(model, Encoded(tok, drill_frame(cases, fmt), params.model.block_size, fmt,
+        held_out[name] = score(model, Encoded(tok, data.to_frame(name, cases, fmt), params.model.block_size, fmt,
                                                drills=True))
     result = {"benchmark": NAME, "command": bc.command_line(), "machine": bc.machine("cpu"),
               "config": {"format": fmt, "value_pieces": value_pieces, "steps": args.steps, "drills": args.drills,

@@ -79,9 +79,10 @@ def exposure(params: Any, corpus: str, tokenizer_dir: str, marks: list[int]) -> 
         for index in picked.keys() | drilled.keys():
             if index not in facts:
                 facts[index] = coverage.completion_facts(encoded.completions[index])
-            # once per draw; a drill trains only the division's facts
-            coverage.add(counts, facts[index], picked[index])
-            coverage.add(counts, {f: facts[index][f] for f in coverage.DIVISION_FAMILIES}, drilled[index])
+            if picked[index]:  # once per draw
+                coverage.add(counts, facts[index], picked[index])
+            if drilled[index]:  # a drill trains only the division's facts
+                coverage.add(counts, {f: facts[index][f] for f in coverage.DIVISION_FAMILIES}, drilled[index])
         result[str(mark)] = {"cases_drawn": sum(picked.values()), "distinct_cases": len(picked),
                              "drills_drawn": sum(drilled.values()), **coverage.summary(counts, possible, floor)}
     return {"corpus_cases": len(encoded), "steps": result}
