@@ -1,0 +1,149 @@
+"""Failure kinds: where each wrong answer of an evaluation first leaves the reference program's work.
+
+The evaluate and verify stages write every wrong case to ``failures.jsonl`` with the model's work lines.
+This re-renders the reference work lines of each case (``formats.work_lines``) and finds the first line
+the model got wrong, then says what kind of step it is:
+
+- ``ticket_line``: a ticket's work line (a flag, the match count or the tally);
+- ``sum_line``: a column of the sum line, with its place, the carry that came into it, and by how much
+  the written digit is off;
+- ``division``: a step of the long division, with the partial dividend, the divisor, and whether the
+  partial dividend is an exact multiple of the divisor (``14 ÷ 7``);
+- ``count_line`` / ``rate_line``: the work is right but a line of the answer is not.
+
+    python benchmarks/failure_kinds.py results/verify/failures.jsonl results/eval/failures.jsonl
+
+Reads ``params.yaml`` for the answer format (or ``--format``); writes ``results/bench/failure_kinds.json``.
+No model is run: it reads what the stages wrote.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from typing import Any
+
+import bench_common as bc
+
+NAME = "failure_kinds"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("failures", nargs="*", default=[str(bc.ROOT / "results" / "verify" / "failures.jsonl")],
+                        help="failures.jsonl files written by the evaluate or verify stage")
+    parser.add_argument("--format", default="", help="answer format (default: params.yaml's data.answer_format)")
+    parser.add_argument("--params", default=str(bc.ROOT / "params.yaml"), help="params.yaml")
+    parser.add_argument("--out", default=str(bc.DEFAULT_OUT), help="folder for the JSON result")
+    return parser.parse_args(argv)
+
+
+def sum_column(expected: str, generated: str) -> dict[str, Any]:
+    """The first wrong column of a sum line: place, carry in, addends, how far the digit is off."""
+    from lottogpt import formats
+
+    parse = formats.addend_steps if formats.ADDEND_LINE.fullmatch(expected) else formats.sum_steps
+    want, got = parse(expected), parse(generated) or []
+    carry_in = 0
+    for place, step in enumerate(want):
+        if place >= len(got) or got[place] != step:
+            detail: dict[str, Any] = {"place": place, "carry_in": carry_in}
+            if len(step) == 3:  # addends: (addends, digit, carry)
+                detail["addends"] = sum(1 for c in step[0] if c in formats.TALLY_CHARS)
+            if place < len(got) and got[place][:-2] == step[:-2]:
+                detail["digit_off_by"] = got[place][-2] - step[-2]
+            elif place < len(got):
+                detail["addend_wrong"] = True
+            return detail
+        carry_in = step[-1]
+    return {"place": len(want), "carry_in": carry_in}
+
+
+def division_step(expected: str, generated: str) -> dict[str, Any]:
+    """The first wrong step of a division line: the partial dividend, the divisor, exact multiple or not."""
+    from lottogpt import formats
+
+    divisor, want = formats.division_steps(expected)
+    parsed = formats.division_steps(generated)
+    got = parsed[1] if parsed is not None and parsed[0] == divisor else []
+    remainder = 0
+    for index, (digit, quotient, next_remainder) in enumerate(want):
+        partial = remainder * 10 + digit
+        if index >= len(got) or got[index] != (digit, quotient, next_remainder):
+            detail = {"step": index, "partial": partial, "divisor": divisor,
+                      "exact_multiple": partial >= divisor and partial % divisor == 0}
+            if index < len(got) and got[index][0] == digit:
+                detail["quotient_off_by"] = got[index][1] - quotient
+            return detail
+        remainder = next_remainder
+    return {"step": len(want), "divisor": divisor}
+
+
+def classify(record: dict[str, Any], answer_format: str) -> dict[str, Any]:
+    """What kind of step the model first got wrong in one failure record."""
+    from lottogpt import formats, kata
+
+    given = record["input"]
+    case = kata.Case.create(given["tickets"], given["winning"], given["bonus"])
+    want, got = formats.work_lines(case, answer_format), list(record.get("work") or [])
+    kind: dict[str, Any] = {"split": record["split"], "n_tickets": len(case.tickets)}
+    for index, line in enumerate(want):
+        written = got[index] if index < len(got) else ""
+        if written == line:
+            continue
+        if formats.is_ticket_work_line(line):
+            return {**kind, "kind": "ticket_line", "ticket": index + 1}
+        if formats.is_sum_line(line):
+            return {**kind, "kind": "sum_line", **sum_column(line, written)}
+        if formats.is_division_line(line):
+            return {**kind, "kind": "division", **division_step(line, written)}
+        return {**kind, "kind": "other_work_line"}
+    expected, generated = record["expected"].splitlines(), record["generated"].splitlines()
+    for index, line in enumerate(expected):
+        if index >= len(generated) or generated[index] != line:
+            return {**kind, "kind": "rate_line" if index == len(expected) - 1 else "count_line"}
+    return {**kind, "kind": "none"}
+
+
+def summarize(kinds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts by kind and split, and the detail of the arithmetic kinds."""
+    sums = [k for k in kinds if k["kind"] == "sum_line"]
+    divisions = [k for k in kinds if k["kind"] == "division"]
+    return {
+        "failures": len(kinds),
+        "by_kind": dict(Counter(k["kind"] for k in kinds).most_common()),
+        "by_split": dict(Counter(k["split"] for k in kinds).most_common()),
+        "by_tickets": {str(n): c for n, c in sorted(Counter(k["n_tickets"] for k in kinds).items())},
+        "sum_line": {"by_place": {str(p): c for p, c in sorted(Counter(k["place"] for k in sums).items())},
+                     "carry_in_1": sum(1 for k in sums if k.get("carry_in") == 1),
+                     "addend_wrong": sum(1 for k in sums if k.get("addend_wrong")),
+                     "digit_off_by": {str(d): c for d, c in sorted(Counter(k.get("digit_off_by") for k in sums
+                                                                            if "digit_off_by" in k).items())}},
+        "division": {"exact_multiple": sum(1 for k in divisions if k.get("exact_multiple")),
+                     "quotient_off_by": {str(d): c for d, c in sorted(
+                         Counter(k.get("quotient_off_by") for k in divisions if "quotient_off_by" in k).items())}},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from lottogpt import params as params_module
+
+    answer_format = args.format or params_module.load(args.params).data.answer_format
+    kinds: list[dict[str, Any]] = []
+    for path in args.failures:
+        with open(path, encoding="utf-8") as handle:
+            kinds += [classify(json.loads(line), answer_format) for line in handle if line.strip()]
+    result = {"benchmark": NAME, "command": bc.command_line(), "machine": bc.machine(),
+              "config": {"format": answer_format, "files": args.failures},
+              "summary": summarize(kinds), "failures": kinds}
+    path = bc.write_result(args.out, NAME, result)
+    print(json.dumps(result["summary"], ensure_ascii=False))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
