@@ -2,14 +2,15 @@
 
 The evaluate and verify stages write every wrong case to ``failures.jsonl`` with the model's work lines.
 This re-renders the reference work lines of each case (``formats.work_lines``) and finds the first line
-the model got wrong, then says what kind of step it is:
+the model got wrong, in the order it writes them, then says what kind of step it is:
 
 - ``ticket_line``: a ticket's work line (a flag, the match count or the tally);
 - ``sum_line``: a column of the sum line, with its place, the carry that came into it, and by how much
   the written digit is off;
 - ``division``: a step of the long division, with the partial dividend, the divisor, and whether the
   partial dividend is an exact multiple of the divisor (``14 ÷ 7``);
-- ``count_line`` / ``rate_line``: the work is right but a line of the answer is not.
+- ``count_line``: the ticket lines are right but a count line is not;
+- ``rate_line``: everything before it is right but the rate line is not.
 
     python benchmarks/failure_kinds.py results/verify/failures.jsonl results/eval/failures.jsonl
 
@@ -82,29 +83,30 @@ def division_step(expected: str, generated: str) -> dict[str, Any]:
 
 
 def classify(record: dict[str, Any], answer_format: str) -> dict[str, Any]:
-    """What kind of step the model first got wrong in one failure record."""
+    """What kind of step the model first got wrong in one failure record, in the order it writes them:
+    the ticket lines, the count lines, the sum line, the division, the rate line."""
     from lottogpt import formats, kata
 
     given = record["input"]
     case = kata.Case.create(given["tickets"], given["winning"], given["bonus"])
     want, got = formats.work_lines(case, answer_format), list(record.get("work") or [])
+    got += [""] * (len(want) - len(got))
+    expected, generated = record["expected"].splitlines(), record["generated"].splitlines()
+    generated += [""] * (len(expected) - len(generated))
     kind: dict[str, Any] = {"split": record["split"], "n_tickets": len(case.tickets)}
-    for index, line in enumerate(want):
-        written = got[index] if index < len(got) else ""
+    tickets = len(case.tickets)
+    for index in range(tickets):
+        if got[index] != want[index]:
+            return {**kind, "kind": "ticket_line", "ticket": index + 1}
+    if generated[:-1] != expected[:-1]:
+        return {**kind, "kind": "count_line"}
+    for line, written in zip(want[tickets:], got[tickets:], strict=True):
         if written == line:
             continue
-        if formats.is_ticket_work_line(line):
-            return {**kind, "kind": "ticket_line", "ticket": index + 1}
         if formats.is_sum_line(line):
             return {**kind, "kind": "sum_line", **sum_column(line, written)}
-        if formats.is_division_line(line):
-            return {**kind, "kind": "division", **division_step(line, written)}
-        return {**kind, "kind": "other_work_line"}
-    expected, generated = record["expected"].splitlines(), record["generated"].splitlines()
-    for index, line in enumerate(expected):
-        if index >= len(generated) or generated[index] != line:
-            return {**kind, "kind": "rate_line" if index == len(expected) - 1 else "count_line"}
-    return {**kind, "kind": "none"}
+        return {**kind, "kind": "division", **division_step(line, written)}
+    return {**kind, "kind": "rate_line" if generated[-1] != expected[-1] else "none"}
 
 
 def summarize(kinds: list[dict[str, Any]]) -> dict[str, Any]:
