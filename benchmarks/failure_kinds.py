@@ -12,8 +12,11 @@ the model got wrong, in the order it writes them, then says what kind of step it
 - ``count_line``: the ticket lines are right but a count line is not;
 - ``rate_line``: everything before it is right but the rate line is not.
 
-    python benchmarks/failure_kinds.py results/verify/failures.jsonl results/eval/failures.jsonl
+    python benchmarks/failure_kinds.py results/verify/failures.jsonl results/eval/failures.jsonl \
+        --corpus data/corpus/train.parquet
 
+With ``--corpus data/corpus/train.parquet`` each wrong sum column and division step also says how often the
+training split shows it (``train_count``), to tell a step the model failed to learn from one it hardly saw.
 Reads ``params.yaml`` for the answer format (or ``--format``); writes ``results/bench/failure_kinds.json``.
 No model is run: it reads what the stages wrote.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import bench_common as bc
@@ -37,6 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="failures.jsonl files written by the evaluate or verify stage")
     parser.add_argument("--format", default="", help="answer format (default: params.yaml's data.answer_format)")
     parser.add_argument("--params", default=str(bc.ROOT / "params.yaml"), help="params.yaml")
+    parser.add_argument("--corpus", default="",
+                        help="a corpus split (data/corpus/train.parquet): add how often it shows each wrong step")
     parser.add_argument("--out", default=str(bc.DEFAULT_OUT), help="folder for the JSON result")
     return parser.parse_args(argv)
 
@@ -52,7 +58,7 @@ def sum_column(expected: str, generated: str) -> dict[str, Any]:
         if place >= len(got) or got[place] != step:
             detail: dict[str, Any] = {"place": place, "carry_in": carry_in}
             if len(step) == 3:  # addends: (addends, digit, carry)
-                detail["addends"] = sum(1 for c in step[0] if c in formats.TALLY_CHARS)
+                detail["addends"] = step[0]
             if place < len(got) and got[place][:-2] == step[:-2]:
                 detail["digit_off_by"] = got[place][-2] - step[-2]
             elif place < len(got):
@@ -73,13 +79,49 @@ def division_step(expected: str, generated: str) -> dict[str, Any]:
     for index, (digit, quotient, next_remainder) in enumerate(want):
         partial = remainder * 10 + digit
         if index >= len(got) or got[index] != (digit, quotient, next_remainder):
-            detail = {"step": index, "partial": partial, "divisor": divisor,
+            detail = {"step": index, "place": len(want) - 1 - index, "partial": partial, "divisor": divisor,
                       "exact_multiple": partial >= divisor and partial % divisor == 0}
             if index < len(got) and got[index][0] == digit:
                 detail["quotient_off_by"] = got[index][1] - quotient
             return detail
         remainder = next_remainder
     return {"step": len(want), "divisor": divisor}
+
+
+def corpus_counts(path: str | Path) -> dict[str, Counter]:
+    """How often a corpus split shows each sum column and each division step (with and without its place)."""
+    import polars as pl
+
+    from lottogpt import formats
+
+    counts: dict[str, Counter] = {"sum": Counter(), "division": Counter(), "division_place": Counter()}
+    for completion in pl.read_parquet(path, columns=["model_completion"])["model_completion"]:
+        for line in completion.split("\n"):
+            if formats.is_sum_line(line):
+                steps = formats.addend_steps(line) or [("", *step) for step in formats.sum_steps(line) or []]
+                carry_in = 0
+                for place, (addends, _, carry) in enumerate(steps):
+                    counts["sum"][(place, carry_in, addends)] += 1
+                    carry_in = carry
+            elif formats.is_division_line(line):
+                divisor, steps = formats.division_steps(line)
+                remainder = 0
+                for index, (digit, _, after) in enumerate(steps):
+                    counts["division"][(divisor, remainder, digit)] += 1
+                    counts["division_place"][(divisor, len(steps) - 1 - index, remainder, digit)] += 1
+                    remainder = after
+    return counts
+
+
+def seen_in_corpus(kind: dict[str, Any], counts: dict[str, Counter]) -> dict[str, Any]:
+    """``kind`` with how often the corpus shows the step it got wrong (``train_count``)."""
+    if kind["kind"] == "sum_line" and "carry_in" in kind:
+        return {**kind, "train_count": counts["sum"][(kind["place"], kind["carry_in"], kind.get("addends", ""))]}
+    if kind["kind"] == "division" and "partial" in kind:
+        remainder, digit = divmod(kind["partial"], 10)
+        return {**kind, "train_count": counts["division"][(kind["divisor"], remainder, digit)],
+                "train_count_at_place": counts["division_place"][(kind["divisor"], kind["place"], remainder, digit)]}
+    return kind
 
 
 def classify(record: dict[str, Any], answer_format: str) -> dict[str, Any]:
@@ -123,6 +165,8 @@ def summarize(kinds: list[dict[str, Any]]) -> dict[str, Any]:
                      "addend_wrong": sum(1 for k in sums if k.get("addend_wrong")),
                      "digit_off_by": {str(d): c for d, c in sorted(Counter(k.get("digit_off_by") for k in sums
                                                                             if "digit_off_by" in k).items())}},
+        "train_count_of_wrong_steps": {kind: sorted(k["train_count"] for k in kinds if k["kind"] == kind
+                                                    and "train_count" in k) for kind in ("sum_line", "division")},
         "division": {"exact_multiple": sum(1 for k in divisions if k.get("exact_multiple")),
                      "quotient_off_by": {str(d): c for d, c in sorted(
                          Counter(k.get("quotient_off_by") for k in divisions if "quotient_off_by" in k).items())}},
@@ -138,8 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.failures:
         with open(path, encoding="utf-8") as handle:
             kinds += [classify(json.loads(line), answer_format) for line in handle if line.strip()]
+    if args.corpus:
+        counts = corpus_counts(args.corpus)
+        kinds = [seen_in_corpus(kind, counts) for kind in kinds]
     result = {"benchmark": NAME, "command": bc.command_line(), "machine": bc.machine(),
-              "config": {"format": answer_format, "files": args.failures},
+              "config": {"format": answer_format, "files": args.failures, "corpus": args.corpus or None},
               "summary": summarize(kinds), "failures": kinds}
     path = bc.write_result(args.out, NAME, result)
     print(json.dumps(result["summary"], ensure_ascii=False))

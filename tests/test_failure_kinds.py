@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from lottogpt import formats, kata
@@ -40,8 +41,8 @@ def test_an_exact_multiple_written_one_short_is_a_division_step(failure_kinds) -
     assert "10¹42⁰" in work[-1]
     work[-1] = work[-1].replace("10¹42⁰", "10¹41⁷", 1)
     kind = failure_kinds.classify(record(tickets, work), "addends")
-    assert kind == {"split": "compositions", "n_tickets": 7, "kind": "division", "step": 1, "partial": 14,
-                    "divisor": 7, "exact_multiple": True, "quotient_off_by": -1}
+    assert kind == {"split": "compositions", "n_tickets": 7, "kind": "division", "step": 1, "place": 9,
+                    "partial": 14, "divisor": 7, "exact_multiple": True, "quotient_off_by": -1}
 
 
 def test_a_dropped_carry_is_a_sum_column(failure_kinds) -> None:
@@ -54,7 +55,7 @@ def test_a_dropped_carry_is_a_sum_column(failure_kinds) -> None:
     work[-2] = formats.SUM_SIGN + "".join(f"{a}{d}{formats.SUPERSCRIPTS[c]}" for a, d, c in columns)
     kind = failure_kinds.classify(record(tickets, work), "addends")
     assert kind["kind"] == "sum_line" and kind["place"] == 5 and kind["carry_in"] == 1
-    assert kind["digit_off_by"] == -1 and "addend_wrong" not in kind
+    assert kind["digit_off_by"] == -1 and "addend_wrong" not in kind and kind["addends"] == addends
 
 
 def test_right_work_and_a_wrong_line_is_an_answer_line(failure_kinds) -> None:
@@ -78,8 +79,17 @@ def test_the_script_summarizes_a_failures_file(failure_kinds, tmp_path: Path) ->
     failures.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in (record(tickets, work),
                                                                                record([THREE, FOUR]))),
                         encoding="utf-8")
-    assert failure_kinds.main([str(failures), "--format", "addends", "--out", str(tmp_path)]) == 0
-    summary = json.loads((tmp_path / "failure_kinds.json").read_text(encoding="utf-8"))["summary"]
+    # A corpus that shows the 7-ticket case twice and another case once: 14 / 7 at 10**9 twice.
+    corpus = tmp_path / "train.parquet"
+    cases = [kata.Case.create(t, WINNING, BONUS) for t in (tickets, tickets, [THREE, FOUR])]
+    pl.DataFrame({"model_completion": [formats.render_completion(c, "addends") for c in cases]}).write_parquet(corpus)
+    assert failure_kinds.main([str(failures), "--format", "addends", "--corpus", str(corpus),
+                               "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "failure_kinds.json").read_text(encoding="utf-8"))
+    summary = result["summary"]
     assert summary["failures"] == 2
     assert summary["by_kind"] == {"division": 1, "none": 1}
     assert summary["division"]["exact_multiple"] == 1
+    division = result["failures"][0]
+    assert division["train_count"] == 2 and division["train_count_at_place"] == 2
+    assert summary["train_count_of_wrong_steps"] == {"sum_line": [], "division": [2]}
