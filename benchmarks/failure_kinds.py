@@ -89,28 +89,23 @@ def division_step(expected: str, generated: str) -> dict[str, Any]:
 
 
 def corpus_counts(path: str | Path) -> dict[str, Counter]:
-    """How often a corpus split shows each sum column and each division step (with and without its place)."""
+    """How often a corpus split shows each sum column and each division step (``coverage``'s division facts)."""
     import polars as pl
 
-    from lottogpt import formats
+    from lottogpt import coverage, formats
 
-    counts: dict[str, Counter] = {"sum": Counter(), "division": Counter(), "division_place": Counter()}
-    for completion in pl.read_parquet(path, columns=["model_completion"])["model_completion"]:
+    completions = pl.read_parquet(path, columns=["model_completion"])["model_completion"].to_list()
+    counted = coverage.count(completions)
+    sums: Counter = Counter()
+    for completion in completions:
         for line in completion.split("\n"):
             if formats.is_sum_line(line):
                 steps = formats.addend_steps(line) or [("", *step) for step in formats.sum_steps(line) or []]
                 carry_in = 0
                 for place, (addends, _, carry) in enumerate(steps):
-                    counts["sum"][(place, carry_in, addends)] += 1
+                    sums[(place, carry_in, addends)] += 1
                     carry_in = carry
-            elif formats.is_division_line(line):
-                divisor, steps = formats.division_steps(line)
-                remainder = 0
-                for index, (digit, _, after) in enumerate(steps):
-                    counts["division"][(divisor, remainder, digit)] += 1
-                    counts["division_place"][(divisor, len(steps) - 1 - index, remainder, digit)] += 1
-                    remainder = after
-    return counts
+    return {"sum": sums, "division": counted["division"], "division_place": counted["division_place"]}
 
 
 def seen_in_corpus(kind: dict[str, Any], counts: dict[str, Counter]) -> dict[str, Any]:
