@@ -47,24 +47,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def sum_column(expected: str, generated: str) -> dict[str, Any]:
-    """The first wrong column of a sum line: place, carry in, addends, how far the digit is off."""
+def sum_columns(line: str) -> list[tuple[str, int, int]]:
+    """The columns ``(addends, digit, carry on)`` of a sum line, ones first (no addends in ``column``)."""
     from lottogpt import formats
 
-    parse = formats.addend_steps if formats.ADDEND_LINE.fullmatch(expected) else formats.sum_steps
-    want, got = parse(expected), parse(generated) or []
+    return formats.addend_steps(line) or [("", digit, carry) for digit, carry in formats.sum_steps(line) or []]
+
+
+def sum_column(expected: str, generated: str) -> dict[str, Any]:
+    """The first wrong column of a sum line: place, carry in, addends, how far the digit is off."""
+    want, got = sum_columns(expected), sum_columns(generated)
     carry_in = 0
-    for place, step in enumerate(want):
-        if place >= len(got) or got[place] != step:
-            detail: dict[str, Any] = {"place": place, "carry_in": carry_in}
-            if len(step) == 3:  # addends: (addends, digit, carry)
-                detail["addends"] = step[0]
-            if place < len(got) and got[place][:-2] == step[:-2]:
-                detail["digit_off_by"] = got[place][-2] - step[-2]
+    for place, (addends, digit, carry) in enumerate(want):
+        if place >= len(got) or got[place] != (addends, digit, carry):
+            detail: dict[str, Any] = {"place": place, "carry_in": carry_in, "addends": addends}
+            if place < len(got) and got[place][0] == addends:
+                detail["digit_off_by"] = got[place][1] - digit
             elif place < len(got):
                 detail["addend_wrong"] = True
             return detail
-        carry_in = step[-1]
+        carry_in = carry
     return {"place": len(want), "carry_in": carry_in}
 
 
@@ -100,9 +102,8 @@ def corpus_counts(path: str | Path) -> dict[str, Counter]:
     for completion in completions:
         for line in completion.split("\n"):
             if formats.is_sum_line(line):
-                steps = formats.addend_steps(line) or [("", *step) for step in formats.sum_steps(line) or []]
                 carry_in = 0
-                for place, (addends, _, carry) in enumerate(steps):
+                for place, (addends, _, carry) in enumerate(sum_columns(line)):
                     sums[(place, carry_in, addends)] += 1
                     carry_in = carry
     return {"sum": sums, "division": counted["division"], "division_place": counted["division_place"]}
@@ -111,7 +112,7 @@ def corpus_counts(path: str | Path) -> dict[str, Counter]:
 def seen_in_corpus(kind: dict[str, Any], counts: dict[str, Counter]) -> dict[str, Any]:
     """``kind`` with how often the corpus shows the step it got wrong (``train_count``)."""
     if kind["kind"] == "sum_line" and "carry_in" in kind:
-        return {**kind, "train_count": counts["sum"][(kind["place"], kind["carry_in"], kind.get("addends", ""))]}
+        return {**kind, "train_count": counts["sum"][(kind["place"], kind["carry_in"], kind["addends"])]}
     if kind["kind"] == "division" and "partial" in kind:
         remainder, digit = divmod(kind["partial"], 10)
         return {**kind, "train_count": counts["division"][(kind["divisor"], remainder, digit)],
