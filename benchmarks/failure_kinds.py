@@ -47,16 +47,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def sum_columns(line: str) -> list[tuple[str, int, int]]:
-    """The columns ``(addends, digit, carry on)`` of a sum line, ones first (no addends in ``column``)."""
-    from lottogpt import formats
-
-    return formats.addend_steps(line) or [("", digit, carry) for digit, carry in formats.sum_steps(line) or []]
-
-
 def sum_column(expected: str, generated: str) -> dict[str, Any]:
     """The first wrong column of a sum line: place, carry in, addends, how far the digit is off."""
-    want, got = sum_columns(expected), sum_columns(generated)
+    from lottogpt import formats
+
+    want, got = formats.addend_steps(expected) or [], formats.addend_steps(generated) or []
     carry_in = 0
     for place, (addends, digit, carry) in enumerate(want):
         if place >= len(got) or got[place] != (addends, digit, carry):
@@ -91,21 +86,17 @@ def division_step(expected: str, generated: str) -> dict[str, Any]:
 
 
 def corpus_counts(path: str | Path) -> dict[str, Counter]:
-    """How often a corpus split shows each sum column and each division step (``coverage``'s division facts)."""
+    """How often a corpus split shows each sum column (by place, carry in and addends) and each division step
+    (``coverage``'s facts)."""
     import polars as pl
 
-    from lottogpt import coverage, formats
+    from lottogpt import coverage
 
     completions = pl.read_parquet(path, columns=["model_completion"])["model_completion"].to_list()
     counted = coverage.count(completions)
     sums: Counter = Counter()
-    for completion in completions:
-        for line in completion.split("\n"):
-            if formats.is_sum_line(line):
-                carry_in = 0
-                for place, (addends, _, carry) in enumerate(sum_columns(line)):
-                    sums[(place, carry_in, addends)] += 1
-                    carry_in = carry
+    for (place, carry_in, addends, _, _), seen in counted["sum_column"].items():
+        sums[(place, carry_in, addends)] += seen
     return {"sum": sums, "division": counted["division"], "division_place": counted["division_place"]}
 
 

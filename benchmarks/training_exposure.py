@@ -5,7 +5,7 @@ batches from that split (``lottogpt.train.Sampler``, seeded, with replacement) a
 ``train.max_steps`` steps. This replays the same seeded draws without building a batch or touching a
 model, and counts the facts of the drawn cases (once per draw) after each number of steps asked for, with
 the corpus's floors beside them (``below_floor``: reachable facts seen fewer times than
-``data.coverage_floor``, or ``data.place_floor`` for ``division_place``). A case drawn as a drill
+``data.coverage_floor``, or its own floor for ``division`` and ``division_place``). A case drawn as a drill
 (``train.drill_share``) counts for the division's facts only: the count lines are given there.
 
     python benchmarks/training_exposure.py --steps 4000,8000
@@ -71,7 +71,7 @@ def exposure(params: Any, corpus: str, tokenizer_dir: str, marks: list[int]) -> 
     cfg = params.train
     sampler = Sampler(encoded, cfg.batch_tokens, cfg.seed, cfg.curriculum_steps, cfg.count_power, cfg.drill_share)
     possible = coverage.reachable(params.data.min_tickets, params.data.max_tickets, params.data.answer_format)
-    floor = coverage.floors(params.data.coverage_floor, params.data.place_floor)
+    floor = coverage.floors(params.data)
     facts: dict[int, coverage.Facts] = {}
     result = {}
     for mark, (picked, drilled) in drawn_cases(sampler, marks).items():
@@ -81,8 +81,8 @@ def exposure(params: Any, corpus: str, tokenizer_dir: str, marks: list[int]) -> 
                 facts[index] = coverage.completion_facts(encoded.completions[index])
             if picked[index]:  # once per draw
                 coverage.add(counts, facts[index], picked[index])
-            if drilled[index]:  # a drill trains only the division's facts
-                coverage.add(counts, {f: facts[index][f] for f in coverage.DIVISION_FAMILIES}, drilled[index])
+            if drilled[index]:  # a drill trains only the lines after the count lines
+                coverage.add(counts, {f: facts[index][f] for f in coverage.DRILLED_FAMILIES}, drilled[index])
         result[str(mark)] = {"cases_drawn": sum(picked.values()), "distinct_cases": len(picked),
                              "drills_drawn": sum(drilled.values()), **coverage.summary(counts, possible, floor)}
     return {"corpus_cases": len(encoded), "steps": result}

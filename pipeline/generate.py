@@ -1,8 +1,8 @@
 """Stage `generate`: the synthetic corpus -> data/corpus/{train,val,test,test_natural}.parquet.
 
 Also results/data/coverage.json: for each family of the answer's facts, how many are reachable, how many
-train never shows, how many it shows fewer than its floor (data.coverage_floor, data.place_floor) times, and
-the min and median counts.
+train never shows, how many it shows fewer than its floor (data.coverage_floor, data.division_floor,
+data.place_floor) times, and the min and median counts.
 """
 
 import json

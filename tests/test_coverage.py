@@ -13,9 +13,9 @@ from lottogpt import coverage, data, formats, kata
 from lottogpt.params import DataParams
 
 SMALL = DataParams(seed=11, n_train=3000, n_val=20, n_test=40, n_test_natural=40, min_tickets=1, max_tickets=3,
-                   natural_share=0.2, prize_share=0.5, coverage_floor=40, place_floor=10,
+                   natural_share=0.2, prize_share=0.5, coverage_floor=40, division_floor=50, place_floor=10,
                    answer_format="ledger")
-FLOORS = coverage.floors(SMALL.coverage_floor, SMALL.place_floor)
+FLOORS = coverage.floors(SMALL)
 
 
 def test_facts_of_the_official_example() -> None:
@@ -62,13 +62,14 @@ def test_reachable_families_follow_the_format() -> None:
     assert {(n, r, d) for n, _, r, d in ledger["division_place"]} == ledger["division"]
     assert all(r < n and 0 <= d <= 9 for n, r, d in ledger["division"])
     assert not coverage.reachable(1, 20, "worksheet")["division"]
+    assert not ledger["sum_column"] and not coverage.reachable(1, 20, "longdiv")["sum_column"]
     assert not coverage.reachable(1, 20, "longdiv")["tally"]
     assert set(coverage.reachable(1, 5, "direct")) == set(coverage.FAMILIES)
 
 
 def test_the_top_up_lifts_every_fact_to_the_floor_and_keeps_the_sizes() -> None:
     splits, counts, composed = data.draw_corpus(SMALL)
-    plain, _, none = data.draw_corpus(dataclasses.replace(SMALL, coverage_floor=0, place_floor=0))
+    plain, _, none = data.draw_corpus(dataclasses.replace(SMALL, coverage_floor=0, division_floor=0, place_floor=0))
     assert {s: len(c) for s, c in splits.items()} == {s: data.split_size(SMALL, s) for s in data.SPLITS}
     assert splits["test"] == plain["test"] and splits["test_natural"] == plain["test_natural"]
     assert splits["val"] == plain["val"] and splits["train"] != plain["train"]
@@ -79,7 +80,8 @@ def test_the_top_up_lifts_every_fact_to_the_floor_and_keeps_the_sizes() -> None:
     summary = coverage.summary(recount, possible, FLOORS)["families"]
     assert all(f["unreachable_seen"] == 0 for f in summary.values()), summary
     # Flags and match counts are not composed for (a corpus of the default size shows each thousands of times).
-    assert all(summary[family]["below_floor"] == 0 for family in coverage._TARGETED), summary
+    assert "sum_column" not in summary  # the ledger format writes no sum line
+    assert all(summary[family]["below_floor"] == 0 for family in coverage._TARGETED if family != "sum_column")
     before = coverage.summary(coverage.train_coverage(plain["train"], "ledger"), possible, FLOORS)
     assert before["families"]["division"]["below_floor"] > 0  # the floor made a difference
     assert before["families"]["division_place"]["below_floor"] > 0
@@ -89,8 +91,8 @@ def test_the_top_up_lifts_every_fact_to_the_floor_and_keeps_the_sizes() -> None:
 
 
 def test_a_small_prize_share_covers_what_fits() -> None:
-    tight = dataclasses.replace(SMALL, prize_share=0.05, coverage_floor=400)
-    floors = coverage.floors(400, tight.place_floor)
+    tight = dataclasses.replace(SMALL, prize_share=0.05, coverage_floor=400, division_floor=400)
+    floors = coverage.floors(tight)
     splits, counts, _ = data.draw_corpus(tight)
     assert len(splits["train"]) == tight.n_train
     assert coverage.train_coverage(splits["train"], "ledger") == counts
@@ -114,8 +116,52 @@ def test_composed_cases_realise_their_compositions() -> None:
 
 
 def test_corpus_facts_are_all_reachable() -> None:
-    splits = data.generate_cases(dataclasses.replace(SMALL, coverage_floor=0, place_floor=0, max_tickets=6))
+    unfloored = dataclasses.replace(SMALL, coverage_floor=0, division_floor=0, place_floor=0, max_tickets=6)
+    splits = data.generate_cases(unfloored)
     counts = coverage.train_coverage(splits["train"], "ledger")
-    summary = coverage.summary(counts, coverage.reachable(1, 6, "ledger"), coverage.floors(1, 1))["families"]
+    summary = coverage.summary(counts, coverage.reachable(1, 6, "ledger"), coverage.floors(SMALL))["families"]
     assert all(f["unreachable_seen"] == 0 for f in summary.values())
     assert Counter(counts["match"]).keys() <= set(coverage.MATCH_COUNTS)
+
+
+def test_floors_follow_the_params() -> None:
+    assert FLOORS["division"] == 50 and FLOORS["division_place"] == 10
+    assert {FLOORS[f] for f in coverage.FAMILIES if f not in coverage.DIVISION_FAMILIES} == {40}
+
+
+def test_sum_column_facts_of_the_official_example() -> None:
+    """Each column of the addends line: place, the carry into it, the addends it writes, digit, carry on."""
+    completion = formats.render_completion(kata.official_example(), "addends")
+    facts = coverage.completion_facts(completion)["sum_column"]
+    assert len(facts) == formats.ADDEND_PLACES
+    assert facts[:4] == [(0, 0, "", 4, 0), (1, 0, "", 0, 0), (2, 0, "", 0, 0), (3, 0, "Ⅴ5", 5, 0)]
+    assert all(digit < 10 for _, _, _, digit, _ in facts)
+
+
+@pytest.mark.parametrize("answer_format", ["column", "addends"])
+def test_sum_index_is_exact(answer_format: str) -> None:
+    """Every composition's rendered sum line shows exactly the facts the index lists it under."""
+    index = coverage.sum_index(1, 6, answer_format)
+    every = coverage.compositions_between(1, 6)
+    assert len(every) == sum(comb(n + 5, 5) for n in range(1, 7))
+    shown: dict[tuple, list[int]] = {}
+    for position, composition in enumerate(every):
+        case = data.draw_composed(np.random.default_rng(position), [composition], 0.3)[0]
+        for fact in coverage.completion_facts(formats.render_completion(case, answer_format))["sum_column"]:
+            shown.setdefault(fact, []).append(position)
+    assert {fact: list(hits) for fact, hits in index.items()} == shown
+    assert set(coverage.reachable(1, 6, answer_format)["sum_column"]) == set(index)
+
+
+def test_the_top_up_covers_the_sum_columns() -> None:
+    """With a sum line, the rare columns are composed for up to the floor."""
+    addends = dataclasses.replace(SMALL, max_tickets=6, answer_format="addends", n_train=4000, division_floor=0,
+                                  place_floor=0)
+    plain = data.draw_corpus(dataclasses.replace(addends, coverage_floor=0))[0]
+    counts = data.draw_corpus(addends)[1]
+    possible = coverage.reachable(1, 6, "addends")
+    floors = coverage.floors(addends)
+    before = coverage.summary(coverage.train_coverage(plain["train"], "addends"), possible, floors)["families"]
+    after = coverage.summary(counts, possible, floors)["families"]
+    assert before["sum_column"]["unseen"] > 0  # columns that a draw of this size never shows
+    assert after["sum_column"]["below_floor"] == 0 and after["sum_column"]["unreachable_seen"] == 0

@@ -7,19 +7,22 @@ must learn entry by entry:
 - ``match``: a ticket's match count as written (``5b``);
 - ``tally``: a running tally step, ``(rank, k)``: the k-th ticket of that rank so far;
 - ``count``: a statistics line's value, ``(rank, v)``;
+- ``sum_column``: a column of the sum line, ``(place, carry in, addends, digit, carry on)``: the column's
+  digit is the sum of the addends it writes (and, in the two lowest columns, of ``n // 2``) and the carry;
 - ``division``: a step of the rate's long division, ``(n, remainder before, digit brought down)``;
 - ``division_place``: the same step with the place of its quotient digit, ``(n, place, remainder, digit)``:
   the tokenizer writes each quotient digit as a digit-and-place piece, so each place is a table of its own.
 
 The facts of a case are read back from its *rendered* completion (:func:`completion_facts`), so the
 counting cannot drift from the rendering. The reachable facts are enumerated exactly: every number and
-flag, every match count, ``k`` and ``v`` up to the ticket range, and for the division every prize
-composition of every ticket count (the division line depends on nothing else).
+flag, every match count, ``k`` and ``v`` up to the ticket range, and for the sum and the division every
+prize composition of every ticket count (those lines depend on nothing else).
 """
 
 from __future__ import annotations
 
 import statistics
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -30,8 +33,10 @@ import numpy as np
 from lottogpt import formats, kata, progress
 from lottogpt.params import DataParams
 
-FAMILIES = ("flag", "match", "tally", "count", "division", "division_place")
+FAMILIES = ("flag", "match", "tally", "count", "sum_column", "division", "division_place")
 DIVISION_FAMILIES = ("division", "division_place")
+# What an arithmetic drill (formats.drill_texts) writes: the lines after the count lines.
+DRILLED_FAMILIES = ("sum_column", *DIVISION_FAMILIES)
 _NO_RATE = f"{kata.RATE_PREFIX}0.0{kata.RATE_SUFFIX}"
 # The match counts a ticket can show: 0..6 matches, and 0..5 with the bonus (six matches leave no room).
 MATCH_COUNTS = tuple(str(m) for m in range(7)) + tuple(f"{m}b" for m in range(6))
@@ -54,6 +59,10 @@ def completion_facts(completion: str) -> Facts:
                 rank = kata.Rank.of(int(count[0]), count.endswith("b"))
                 facts["tally"].append((rank.key, int(cells[7][1:])))  # type: ignore[union-attr]
             continue
+        columns = formats.addend_steps(line)  # a sum line, with or without its addends
+        if columns is not None:
+            facts["sum_column"] += sum_column_facts(columns)
+            continue
         division = formats.division_steps(line)
         if division is not None:
             n, steps = division
@@ -65,6 +74,16 @@ def completion_facts(completion: str) -> Facts:
     parsed = formats.parse_statistics([*answer[:5], _NO_RATE]) if len(answer) >= 5 else None
     if parsed is not None:
         facts["count"] = list(parsed[0].items())
+    return facts
+
+
+def sum_column_facts(columns: list[tuple[str, int, int]]) -> list[tuple]:
+    """The facts of a sum line's columns ``(addends, digit, carry on)``, ones first: each with its place and
+    the carry that came into it."""
+    facts, carry_in = [], 0
+    for place, (addends, digit, carry) in enumerate(columns):
+        facts.append((place, carry_in, addends, digit, carry))
+        carry_in = carry
     return facts
 
 
@@ -150,6 +169,25 @@ def division_index(n: int, family: str = "division") -> dict[tuple[int, ...], tu
     return {fact: tuple(hits) for fact, hits in sorted(found.items())}
 
 
+@lru_cache(maxsize=4)
+def sum_index(min_tickets: int, max_tickets: int, answer_format: str) -> dict[tuple, array]:
+    """Each sum column fact, and the compositions whose sum line shows it (indices in
+    :func:`compositions_between`): every composition's line is rendered, so nothing can drift."""
+    found: dict[tuple, array] = {}
+    for index, composition in enumerate(compositions_between(min_tickets, max_tickets)):
+        counts = dict(zip(kata.RANK_KEYS, composition, strict=False))
+        n = sum(composition)
+        render = formats.addend_line if answer_format == "addends" else formats.sum_line
+        for fact in sum_column_facts(formats.addend_steps(render(counts, n)) or []):
+            found.setdefault(fact, array("i")).append(index)
+    return dict(sorted(found.items()))
+
+
+@lru_cache(maxsize=4)
+def compositions_between(min_tickets: int, max_tickets: int) -> tuple[tuple[int, ...], ...]:
+    return tuple(c for n in range(min_tickets, max_tickets + 1) for c in composition_list(n))
+
+
 def reachable(min_tickets: int, max_tickets: int, answer_format: str) -> dict[str, set]:
     """Every fact some case of ``min_tickets..max_tickets`` tickets shows in ``answer_format``, by family."""
     ranks = kata.RANK_KEYS
@@ -162,6 +200,8 @@ def reachable(min_tickets: int, max_tickets: int, answer_format: str) -> dict[st
     found["match"] = set(MATCH_COUNTS)
     if answer_format in formats.TALLY_FORMATS:
         found["tally"] = {(rank, k) for rank in ranks for k in range(1, max_tickets + 1)}
+    if answer_format in formats.SUM_FORMATS:
+        found["sum_column"] = set(sum_index(min_tickets, max_tickets, answer_format))
     if answer_format in formats.DIVISION_FORMATS:
         for n in range(min_tickets, max_tickets + 1):
             for family in DIVISION_FAMILIES:
@@ -169,9 +209,11 @@ def reachable(min_tickets: int, max_tickets: int, answer_format: str) -> dict[st
     return found
 
 
-def floors(coverage_floor: int, place_floor: int) -> dict[str, int]:
-    """The floor of each family: ``division_place`` has a table per place, far more facts, so its own."""
-    return {family: place_floor if family == "division_place" else coverage_floor for family in FAMILIES}
+def floors(params: DataParams) -> dict[str, int]:
+    """The floor of each family: ``data.coverage_floor``, but ``data.division_floor`` for the division steps
+    and ``data.place_floor`` for the steps by place (a table per place, far more facts)."""
+    own = {"division": params.division_floor, "division_place": params.place_floor}
+    return {family: own.get(family, params.coverage_floor) for family in FAMILIES}
 
 
 def below(coverage: Coverage, possible: dict[str, set], floor: dict[str, int]) -> list[tuple[str, object]]:
@@ -235,17 +277,16 @@ def train_coverage(cases: list[kata.Case], answer_format: str, workers: int = 1)
 
 def cover(rng: np.random.Generator, params: DataParams, counts: Coverage, seen: set[kata.Case],
           replaceable: list[kata.Case], compose: Compose) -> list[kata.Case]:
-    """``replaceable`` with cases that lift every reachable fact to its floor (``data.coverage_floor``,
-    ``data.place_floor``) in their place.
+    """``replaceable`` with cases that lift every reachable fact to its floor (:func:`floors`) in their place.
 
     For each fact below its floor (by family in :data:`_TARGETED` order, then in a fixed order), cases are
-    composed to show it (a composition whose division shows the step; ``k`` tickets of the rank for a tally
+    composed to show it (a composition whose sum or division line shows the step; ``k`` tickets of the rank for a tally
     step or a count value) until it reaches the floor. As many cases of ``replaceable`` (from its end) then
     make room, skipping any whose removal would take a fact below its floor. The size stays that of
     ``replaceable``: if too few can go, the last ones go anyway (``coverage.json`` then shows facts below
     the floor). ``counts`` is kept up to date.
     """
-    fmt, floor = params.answer_format, floors(params.coverage_floor, params.place_floor)
+    fmt, floor = params.answer_format, floors(params)
     possible = reachable(params.min_tickets, params.max_tickets, fmt)
     added: list[kata.Case] = []
     targets = [target for target in below(counts, possible, floor) if target[0] in _TARGETED]
@@ -281,7 +322,7 @@ def _facts(case: kata.Case, answer_format: str) -> Facts:
 
 # The families the top-up composes cases for, in the order it does; flags and match counts are common in
 # every draw. The steps come before the steps by place: a floor on the places takes far more room.
-_TARGETED = ("tally", "count", "division", "division_place")
+_TARGETED = ("tally", "count", "sum_column", "division", "division_place")
 
 
 def _compositions_for(rng: np.random.Generator, params: DataParams, family: str, fact: tuple,
@@ -291,6 +332,10 @@ def _compositions_for(rng: np.random.Generator, params: DataParams, family: str,
         n = fact[0]
         hits = division_index(n, family)[fact]
         return [composition_list(n)[hits[i]] for i in rng.integers(0, len(hits), size)]
+    if family == "sum_column":
+        every = compositions_between(params.min_tickets, params.max_tickets)
+        hits = sum_index(params.min_tickets, params.max_tickets, params.answer_format)[fact]
+        return [every[hits[i]] for i in rng.integers(0, len(hits), size)]
     rank, k = fact  # k tickets of the rank (a tally step k or a count value k), the rest spread uniformly
     column = kata.RANK_KEYS.index(rank)
     found = []

@@ -198,7 +198,8 @@ def _generate_cases(params: DataParams, task: progress.Task, workers: int) -> Dr
             if size:
                 extra_rng = np.random.default_rng([params.seed, _SPLIT_STREAM[split], stream])
                 extra = _draw_distinct(extra_rng, params, size, draw, seen, split, task)
-                if draw == "prizes" and split == "train" and (params.coverage_floor or params.place_floor):
+                floored = params.coverage_floor or params.division_floor or params.place_floor
+                if draw == "prizes" and split == "train" and floored:
                     counts = coverage.train_coverage(cases + extra, params.answer_format, workers)
                     cover_rng = np.random.default_rng([params.seed, _SPLIT_STREAM[split], 3])
                     drawn = set(extra)
@@ -311,7 +312,7 @@ def write_corpus(params: DataParams, out_dir: str | Path, workers: int = 2) -> d
         if split == "train" and counts is None:  # the top-up did not count them: read the rendered text
             counts = coverage.count(frame["model_completion"])
     possible = coverage.reachable(params.min_tickets, params.max_tickets, params.answer_format)
-    stats["coverage"] = coverage.summary(counts, possible, coverage.floors(params.coverage_floor, params.place_floor))
+    stats["coverage"] = coverage.summary(counts, possible, coverage.floors(params))
     stats["coverage"]["composed_cases"] = composed
     elapsed = time.perf_counter() - start
     total = sum(len(c) for c in splits.values())

@@ -324,8 +324,8 @@ def drill_texts(prompt: str, completion: str) -> tuple[str, str]:
     """A case as an arithmetic drill: the prompt and the count lines given, the lines after them to write.
 
     The lines after the count lines (the closing work lines and the rate) read nothing but the count lines
-    and the ticket count, so a drill trains them on a few dozen tokens instead of a whole case, right after
-    the same count lines as in the case.
+    and the ticket count, so a drill trains them without the ticket work lines that make up most of a long
+    case, right after the same count lines as in the case.
     """
     lines = completion.split("\n")
     start = next((i for i, line in enumerate(lines) if not is_ticket_work_line(line)), len(lines))

@@ -47,6 +47,9 @@ class DataParams:
     # Every reachable fact of the answer (coverage.py) occurs at least this often in train: cases composed to
     # show the rare ones take the place of prize-drawn ones (0 = none).
     coverage_floor: int = 100
+    # The same for each step of the rate's long division (coverage.py: division), the family whose last
+    # errors sat at the common floor.
+    division_floor: int = 125
     # The same for each division step at each place of its quotient digit (coverage.py: division_place; 0 =
     # counted and reported only). There are far more of these facts: a floor of 10 needs room, which a
     # data.prize_share of 0.3 leaves too little of.
@@ -198,8 +201,8 @@ def validate(params: Params) -> None:
         raise ParamsError("data.natural_share must be within 0..1")
     if not 0 <= data.prize_share <= 1 - data.natural_share:
         raise ParamsError("data.prize_share must be within 0..1 - data.natural_share")
-    if data.coverage_floor < 0 or data.place_floor < 0:
-        raise ParamsError("data.coverage_floor and data.place_floor must be >= 0")
+    if min(data.coverage_floor, data.division_floor, data.place_floor) < 0:
+        raise ParamsError("data.coverage_floor, data.division_floor and data.place_floor must be >= 0")
     if data.answer_format not in ANSWER_FORMATS:
         raise ParamsError(f"data.answer_format must be one of {ANSWER_FORMATS}")
     if params.train.count_power < 0:

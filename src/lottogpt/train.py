@@ -114,8 +114,8 @@ class Sampler:
     of ticket 10 is trained in a tenth of the batches only, that of ticket 1 in all of them; with 1 the
     last tickets of long cases, where the tally has the most to count, get about twice the training.
     A ``drill_share`` of the batches are arithmetic drills (:meth:`Encoded.as_drills`) of such cases: a
-    drill is a few dozen tokens where its case is hundreds, so the arithmetic after the count lines is
-    trained on many more cases for the same tokens.
+    drill leaves out the ticket work lines that make up most of a long case, so the arithmetic after the
+    count lines is trained on many more cases for the same tokens.
     """
 
     def __init__(self, encoded: Encoded, batch_tokens: int, seed: int, curriculum_steps: int,
