@@ -6,7 +6,8 @@ batches from that split (``lottogpt.train.Sampler``, seeded, with replacement) a
 model, and counts the facts of the drawn cases (once per draw) after each number of steps asked for, with
 the corpus's floors beside them (``below_floor``: reachable facts seen fewer times than
 ``data.coverage_floor``, or its own floor for ``division`` and ``division_place``). A case drawn as a drill
-(``train.drill_share``) counts for the division's facts only: the count lines are given there.
+(``train.drill_share``) counts for the sum line's and the division's facts only: the count lines are
+given there.
 
     python benchmarks/training_exposure.py --steps 4000,8000
 
