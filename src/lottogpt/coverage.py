@@ -173,11 +173,11 @@ def division_index(n: int, family: str = "division") -> dict[tuple[int, ...], tu
 def sum_index(min_tickets: int, max_tickets: int, answer_format: str) -> dict[tuple, array]:
     """Each sum column fact, and the compositions whose sum line shows it (indices in
     :func:`compositions_between`): every composition's line is rendered, so nothing can drift."""
+    render = formats.addend_line if answer_format == "addends" else formats.sum_line
     found: dict[tuple, array] = {}
     for index, composition in enumerate(compositions_between(min_tickets, max_tickets)):
         counts = dict(zip(kata.RANK_KEYS, composition, strict=False))
         n = sum(composition)
-        render = formats.addend_line if answer_format == "addends" else formats.sum_line
         for fact in sum_column_facts(formats.addend_steps(render(counts, n)) or []):
             found.setdefault(fact, array("i")).append(index)
     return dict(sorted(found.items()))
@@ -280,11 +280,11 @@ def cover(rng: np.random.Generator, params: DataParams, counts: Coverage, seen: 
     """``replaceable`` with cases that lift every reachable fact to its floor (:func:`floors`) in their place.
 
     For each fact below its floor (by family in :data:`_TARGETED` order, then in a fixed order), cases are
-    composed to show it (a composition whose sum or division line shows the step; ``k`` tickets of the rank for a tally
-    step or a count value) until it reaches the floor. As many cases of ``replaceable`` (from its end) then
-    make room, skipping any whose removal would take a fact below its floor. The size stays that of
-    ``replaceable``: if too few can go, the last ones go anyway (``coverage.json`` then shows facts below
-    the floor). ``counts`` is kept up to date.
+    composed to show it until it reaches the floor: a composition whose sum or division line shows the
+    step, or ``k`` tickets of the rank for a tally step or a count value. As many cases of ``replaceable``
+    (from its end) then make room, skipping any whose removal would take a fact below its floor. The size
+    stays that of ``replaceable``: if too few can go, the last ones go anyway (``coverage.json`` then shows
+    facts below the floor). ``counts`` is kept up to date.
     """
     fmt, floor = params.answer_format, floors(params)
     possible = reachable(params.min_tickets, params.max_tickets, fmt)
