@@ -162,7 +162,8 @@ class ConsoleIn(_Strict):
                                       description="manual purchase: one ticket a line, e.g. 1, 2, 3, 4, 5, 6")
     winning: StrictStr = Field(max_length=_LINE, description="당첨 번호, e.g. 1,2,3,4,5,6")
     bonus: StrictStr = Field(max_length=_LINE, description="보너스 번호, e.g. 7")
-    seed: StrictInt | None = Field(None, ge=0, le=2**63 - 1, description="draw the same tickets again")
+    seed: StrictInt | None = Field(None, ge=0, le=2**63 - 1,
+                                   description="draw the same tickets again (with the amount, not the tickets)")
 
 
 class Answer(BaseModel):
