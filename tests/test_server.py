@@ -228,6 +228,8 @@ CONSOLE_REJECTED = [
     ({"amount": None, "tickets": "\n \n"}, {"tickets": "[ERROR] 로또를 한 장 이상 구매해야 합니다."}),
     ({"tickets": "1, 2, 3, 4, 5, 6"}, {"amount": "one of them"}),
     ({"amount": None, "tickets": "1, 2, 3, 4, 5, 6", "seed": 7}, {"seed": "[ERROR] 수동 번호에는 시드를"}),
+    ({"amount": None, "tickets": "1, 2, 3, 4, 5, 46", "seed": 7},  # the seed's error beside the ticket's
+     {"tickets": "1부터 45 사이", "seed": "[ERROR] 수동 번호에는 시드를"}),
     ({"winning": "1,2,3,4,5"}, {"winning": "[ERROR] 당첨 번호는 6개여야 합니다."}),
     ({"winning": "1,2,3,4,5,a"}, {"winning": "[ERROR] 당첨 번호는 쉼표(,)로 구분된 숫자여야 합니다."}),
     ({"bonus": "6"}, {"bonus": "[ERROR] 보너스 번호는 당첨 번호와 중복될 수 없습니다."}),

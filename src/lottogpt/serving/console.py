@@ -46,9 +46,6 @@ def _tickets(body: ConsoleIn, max_tickets: int) -> tuple[list[tuple[int, ...]] |
     if (body.amount is None) == (body.tickets is None):
         return 0, _error("amount", "[ERROR] 구입금액 또는 수동 번호 중 하나를 입력해 주세요. "
                                    "(give the amount or the tickets, one of them)", "amount_or_tickets")
-    if body.tickets is not None and body.seed is not None:
-        return 0, _error("seed", "[ERROR] 수동 번호에는 시드를 쓸 수 없습니다. "
-                                 "(a seed draws tickets again: give it with the amount)", "seed_without_draw")
     if body.amount is not None:
         try:
             n = kata.parse_amount(body.amount) // kata.TICKET_PRICE
@@ -76,6 +73,9 @@ def read_console(body: ConsoleIn, max_tickets: int) -> tuple[Purchase | None, li
     tickets, error = _tickets(body, max_tickets)
     if error is not None:
         errors.append(error)
+    if body.tickets is not None and body.seed is not None:
+        errors.append(_error("seed", "[ERROR] 수동 번호에는 시드를 쓸 수 없습니다. "
+                                     "(a seed draws tickets again: give it with the amount)", "seed_without_draw"))
     winning = None
     try:
         winning = kata.parse_winning(body.winning)
