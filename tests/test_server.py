@@ -237,6 +237,8 @@ CONSOLE_REJECTED = [
     ({"amount": "0", "winning": "1,1,2,3,4,5", "bonus": "99"},  # every field at once, each with its own message
      {"amount": "0보다 커야", "winning": "중복될 수 없습니다", "bonus": "1부터 45 사이"}),
     ({"bonus": 7}, {"bonus": "valid string"}),
+    ({"seed": -1}, {"seed": "greater than or equal to 0"}),  # the range of /v1/play's seed
+    ({"seed": 2**63}, {"seed": "less than or equal to 9223372036854775807"}),
 ]
 
 
@@ -307,6 +309,7 @@ PLAY_REJECTED = [
     ({"winning": [1, 2, 3]}, ["body", "winning"], "[ERROR] 당첨 번호는 6개여야 합니다."),
     ({"bonus": 1}, ["body"], "[ERROR] 보너스 번호는 당첨 번호와 중복될 수 없습니다."),
     ({"seed": -1}, ["body", "seed"], "greater than or equal to 0"),
+    ({"seed": 2**63}, ["body", "seed"], "less than or equal to 9223372036854775807"),
 ]
 
 

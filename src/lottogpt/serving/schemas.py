@@ -20,6 +20,9 @@ from pydantic_core import PydanticCustomError
 
 from lottogpt import kata
 
+# The seed of a draw (``console.draw``): what the response reports back, so it fits a signed 64-bit integer.
+DrawSeed = Annotated[StrictInt | None, Field(ge=0, le=2**63 - 1)]
+
 
 def _lotto(function: Callable[..., Any], *args: Any) -> Any:
     """Run a kata check; its ``LottoError`` becomes a validation error whose message is the kata's."""
@@ -137,7 +140,7 @@ def _play_model(max_tickets: int) -> type[BaseModel]:
                                   json_schema_extra={"minimum": kata.TICKET_PRICE,
                                                      "maximum": kata.TICKET_PRICE * max_tickets,
                                                      "multipleOf": kata.TICKET_PRICE})
-        seed: StrictInt | None = Field(None, ge=0, le=2**63 - 1, description="draw the same tickets again")
+        seed: DrawSeed = Field(None, description="draw the same tickets again")
         check: StrictBool = False
         show_work: StrictBool = False
 
@@ -162,8 +165,7 @@ class ConsoleIn(_Strict):
                                       description="manual purchase: one ticket a line, e.g. 1, 2, 3, 4, 5, 6")
     winning: StrictStr = Field(max_length=_LINE, description="당첨 번호, e.g. 1,2,3,4,5,6")
     bonus: StrictStr = Field(max_length=_LINE, description="보너스 번호, e.g. 7")
-    seed: StrictInt | None = Field(None, ge=0, le=2**63 - 1,
-                                   description="draw the same tickets again (with the amount, not the tickets)")
+    seed: DrawSeed = Field(None, description="draw the same tickets again (with the amount, not the tickets)")
 
 
 class Answer(BaseModel):
