@@ -116,6 +116,20 @@ def test_speculative_agreement(tmp_path: Path, tiny_checkpoint: Path, tiny_corpu
     assert result["config"]["drafter_contexts"] > 0
 
 
+def test_count_lookup_script(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    result = run_script("count_lookup", tmp_path, "--model", str(tiny_checkpoint), "--cases", "10",
+                        "--min-tickets", "1", "--batch-size", "4", "--threads", "1")
+    summary = result["summary"]
+    assert summary["cases"] + summary["skipped_cases"] == 10 and summary["lines"] == 5 * summary["cases"]
+    assert result["config"]["tickets"] == [1, 8]
+    for table in ("by_value", "by_distance", "by_tickets", "by_line"):
+        assert sum(row["lines"] for row in summary[table].values()) == summary["lines"], table
+        assert sum(row["errors"] for row in summary[table].values()) == summary["errors"], table
+    assert len(summary["wrong"]) == min(summary["errors"], 200)
+    for row in summary["wrong"]:
+        assert (row["distance"] == -1) == (row["value"] == 0) and row["distance"] < row["n_tickets"]
+
+
 def test_arithmetic_drills(tmp_path: Path) -> None:
     result = run_script("arithmetic_drills", tmp_path, "--steps", "3", "--drills", "300", "--eval", "12",
                         "--format", "addends", timeout=300)

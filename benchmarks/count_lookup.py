@@ -1,0 +1,180 @@
+"""Count lookup: how often the model writes a count line wrong when everything before it is right.
+
+A count line (``5개 일치 ... - 11개``) copies the last running tally of its rank from the ticket lines
+(``Ⅱ11``), which can be many lines back with many tallies of that rank in between. Decoding the suites
+finds such errors a few times in tens of thousands of cases, too rarely to tell what makes them. This
+scores the count lines under teacher forcing instead: each case is fed as the reference program writes it
+(prompt, ticket lines, then the count lines) in one forward pass, and a count line is right when the
+model's most likely next token is the reference's at every one of its tokens. No decoding, so many more
+cases fit in the same minutes, and every error is a count-line error with its context known:
+
+- ``value``: the count the line should say;
+- ``tallies``: tickets of that rank in the case (the same as ``value``);
+- ``distance``: ticket lines after the last ticket of that rank (0: the last ticket is of that rank).
+
+Cases are prize compositions drawn uniformly over ``--min-tickets``..``--max-tickets`` tickets
+(``suites.sampled_compositions``; a seed other than the suites'), each realised by random tickets in random
+order, as the ``compositions`` suite does.
+
+    python benchmarks/count_lookup.py --cases 20000
+
+Reads ``models/checkpoint`` (or ``--model``); writes ``results/bench/count_lookup.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import Counter, defaultdict
+from typing import Any
+
+import bench_common as bc
+
+NAME = "count_lookup"
+COUNT_KEYS = ("count_3", "count_4", "count_5", "count_5_bonus", "count_6")  # the order of the count lines
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--model", default=str(bc.ROOT / "models" / "checkpoint"), help="checkpoint folder")
+    parser.add_argument("--cases", type=int, default=20000, help="cases to score (five count lines each)")
+    parser.add_argument("--min-tickets", type=int, default=11, help="fewest tickets in a case")
+    parser.add_argument("--max-tickets", type=int, default=0, help="most tickets (0: the model's range)")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the compositions and their tickets")
+    parser.add_argument("--batch-size", type=int, default=64, help="cases in one forward pass")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--out", default=str(bc.DEFAULT_OUT), help="folder for the JSON result")
+    return parser.parse_args(argv)
+
+
+def draw_cases(count: int, low: int, high: int, seed: int) -> list[Any]:
+    """``count`` cases of ``low..high`` tickets, their prize compositions uniform over that range."""
+    import numpy as np
+
+    from lottogpt import data, suites
+
+    rng = np.random.default_rng([seed, 2])
+    compositions = suites.sampled_compositions(rng, low, high, count)
+    cases = data.draw_composed(rng, compositions, 0.3, repeat_share=0.0)
+    order = rng.permutation(len(cases))  # mixed ticket counts in every batch
+    return [cases[i] for i in order]
+
+
+def line_spans(tokenizer: Any, text: str) -> tuple[list[int], list[tuple[int, int]]] | None:
+    """The tokens of ``text`` and each line's token span, or None when lines do not tokenize apart."""
+    tokens: list[int] = []
+    spans = []
+    for index, line in enumerate(text.split("\n")):
+        if index:
+            tokens.append(tokenizer.newline_id)
+        piece = tokenizer.encode(line)
+        spans.append((len(tokens), len(tokens) + len(piece)))
+        tokens += piece
+    return (tokens, spans) if tokens == tokenizer.encode(text) else None
+
+
+def lookup_context(case: Any, key_index: int) -> dict[str, int]:
+    """What the count line of ``COUNT_KEYS[key_index]`` has to find: its value and how far back."""
+    from lottogpt import kata
+
+    rank = list(kata.Rank)[key_index]
+    of_rank = [i for i, ticket in enumerate(case.tickets) if case.rank(ticket) == rank]
+    distance = len(case.tickets) - 1 - of_rank[-1] if of_rank else -1
+    return {"value": len(of_rank), "distance": distance, "n_tickets": len(case.tickets)}
+
+
+def encode_case(engine: Any, case: Any) -> tuple[list[int], list[tuple[int, int]]] | None:
+    """The case's tokens as trained (BOS, prompt, completion) and the spans of its five count lines."""
+    from lottogpt import formats, kata
+    from lottogpt.inference import prompt_tokens
+
+    result = kata.score(case)
+    completion = formats.render_completion(case, engine.answer_format, result)
+    found = line_spans(engine.tokenizer, completion)
+    if found is None:
+        return None
+    tokens, spans = found
+    lines = completion.split("\n")
+    prompt = prompt_tokens(engine.tokenizer, case, engine.answer_format)
+    count_spans = [spans[lines.index(line)] for line in result.lines[:5]]
+    return prompt + tokens, [(len(prompt) + a, len(prompt) + b) for a, b in count_spans]
+
+
+def score_batch(engine: Any, encoded: list[tuple[list[int], list[tuple[int, int]]]]) -> list[list[bool]]:
+    """For each case, whether each count line is the model's greedy choice at every one of its tokens."""
+    import torch
+
+    width = max(len(tokens) for tokens, _ in encoded)
+    x = torch.zeros((len(encoded), width), dtype=torch.long)
+    for row, (tokens, _) in enumerate(encoded):
+        x[row, : len(tokens)] = torch.tensor(tokens)
+    with torch.inference_mode():
+        choice = engine.model(x.to(engine.device)).argmax(dim=-1).cpu()
+    right = []
+    for row, (_, spans) in enumerate(encoded):
+        want = x[row]
+        right.append([bool((choice[row, a - 1 : b - 1] == want[a:b]).all()) for a, b in spans])
+    return right
+
+
+def tabulate(rows: list[dict[str, int]]) -> dict[str, Any]:
+    """Errors and lines by value, by distance and by ticket count; the wrong lines listed."""
+    from lottogpt.evaluate import wilson_lower
+
+    def table(key: str) -> dict[str, dict[str, int]]:
+        lines, wrong = Counter(r[key] for r in rows), Counter(r[key] for r in rows if not r["right"])
+        return {str(k): {"lines": lines[k], "errors": wrong[k]} for k in sorted(lines)}
+
+    errors = sum(not r["right"] for r in rows)
+    by_rank: dict[str, Counter] = defaultdict(Counter)
+    for r in rows:
+        by_rank[COUNT_KEYS[r["line"]]]["lines"] += 1
+        by_rank[COUNT_KEYS[r["line"]]]["errors"] += not r["right"]
+    return {"lines": len(rows), "errors": errors,
+            "right_wilson_lower": wilson_lower(len(rows) - errors, len(rows)),
+            "by_line": {k: dict(v) for k, v in by_rank.items()},
+            "by_value": table("value"), "by_distance": table("distance"), "by_tickets": table("n_tickets"),
+            "wrong": [{k: v for k, v in r.items() if k != "right"} for r in rows if not r["right"]][:200]}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    import torch
+
+    from lottogpt import progress
+    from lottogpt.inference import ModelEngine
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    engine = ModelEngine(args.model, device="cpu")
+    engine.model.eval()
+    high = args.max_tickets or engine.max_tickets
+    cases = draw_cases(args.cases, max(args.min_tickets, engine.min_tickets), high, args.seed)
+    rows: list[dict[str, int]] = []
+    skipped, started = 0, time.perf_counter()
+    with progress.track("count lines", len(cases)) as task:
+        for start in range(0, len(cases), args.batch_size):
+            batch = cases[start : start + args.batch_size]
+            encoded = [encode_case(engine, case) for case in batch]
+            kept = [(case, e) for case, e in zip(batch, encoded, strict=True) if e is not None]
+            skipped += len(batch) - len(kept)
+            for (case, _), right in zip(kept, score_batch(engine, [e for _, e in kept]), strict=True):
+                rows += [{**lookup_context(case, i), "line": i, "right": ok} for i, ok in enumerate(right)]
+            task.advance(len(batch))
+    summary = {"cases": len(cases) - skipped, "skipped_cases": skipped,
+               "seconds": round(time.perf_counter() - started, 1), **tabulate(rows)}
+    config = {"model": args.model, "weights_sha256": engine.weights_sha256, "cases": args.cases,
+              "tickets": [max(args.min_tickets, engine.min_tickets), high], "seed": args.seed,
+              "batch_size": args.batch_size, "threads": args.threads, "answer_format": engine.answer_format}
+    result = {"benchmark": NAME, "command": bc.command_line(), "machine": bc.machine(str(engine.device)),
+              "config": config, "summary": summary}
+    path = bc.write_result(args.out, NAME, result)
+    print(f"count lookup: {summary['errors']} wrong of {summary['lines']:,} count lines "
+          f"({summary['cases']:,} cases, lower bound {summary['right_wilson_lower']:.3%} right)")
+    print(f"wrote {path}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
