@@ -12,6 +12,10 @@ cases fit in the same minutes, and every error is a count-line error with its co
 - ``tallies``: tickets of that rank in the case (the same as ``value``);
 - ``distance``: ticket lines after the last ticket of that rank (0: the last ticket is of that rank).
 
+Errors are rare, so each line also gets a margin: the smallest gap, over its tokens, between the logit of
+the right token and the best other one. A right line with a small margin (``--near``) is a near miss;
+where near misses gather is where the next errors will be.
+
 Cases are prize compositions drawn uniformly over ``--min-tickets``..``--max-tickets`` tickets
 (``suites.sampled_compositions``; a seed other than the suites'), each realised by random tickets in random
 order, as the ``compositions`` suite does.
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from typing import Any
 
 import bench_common as bc
@@ -42,6 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--min-tickets", type=int, default=11, help="fewest tickets in a case")
     parser.add_argument("--max-tickets", type=int, default=0, help="most tickets (0: the model's range)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the compositions and their tickets")
+    parser.add_argument("--near", type=float, default=2.0,
+                        help="a right line whose margin (logit gap to the runner-up) is below this is a near miss")
     parser.add_argument("--batch-size", type=int, default=64, help="cases in one forward pass")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--out", default=str(bc.DEFAULT_OUT), help="folder for the JSON result")
@@ -101,8 +107,10 @@ def encode_case(engine: Any, case: Any) -> tuple[list[int], list[tuple[int, int]
     return prompt + tokens, [(len(prompt) + a, len(prompt) + b) for a, b in count_spans]
 
 
-def score_batch(engine: Any, encoded: list[tuple[list[int], list[tuple[int, int]]]]) -> list[list[bool]]:
-    """For each case, whether each count line is the model's greedy choice at every one of its tokens."""
+def score_batch(engine: Any, encoded: list[tuple[list[int], list[tuple[int, int]]]]) -> list[list[tuple[bool, float]]]:
+    """For each case and count line: is the line the model's greedy choice at every one of its tokens, and
+    its margin, the smallest gap over its tokens between the right token's logit and the best other one
+    (below 0 where it is wrong; a small positive margin is a near miss)."""
     import torch
 
     width = max(len(tokens) for tokens, _ in encoded)
@@ -110,32 +118,39 @@ def score_batch(engine: Any, encoded: list[tuple[list[int], list[tuple[int, int]
     for row, (tokens, _) in enumerate(encoded):
         x[row, : len(tokens)] = torch.tensor(tokens)
     with torch.inference_mode():
-        choice = engine.model(x.to(engine.device)).argmax(dim=-1).cpu()
-    right = []
+        logits = engine.model(x.to(engine.device)).float().cpu()
+    scored = []
     for row, (_, spans) in enumerate(encoded):
-        want = x[row]
-        right.append([bool((choice[row, a - 1 : b - 1] == want[a:b]).all()) for a, b in spans])
-    return right
+        lines = []
+        for a, b in spans:
+            at, want = logits[row, a - 1 : b - 1], x[row, a:b]
+            right_logit = at.gather(1, want[:, None])[:, 0]
+            others = at.scatter(1, want[:, None], float("-inf")).max(dim=1).values
+            lines.append((bool((at.argmax(dim=1) == want).all()), round(float((right_logit - others).min()), 3)))
+        scored.append(lines)
+    return scored
 
 
-def tabulate(rows: list[dict[str, int]]) -> dict[str, Any]:
-    """Errors and lines by value, by distance and by ticket count; the wrong lines listed."""
+def tabulate(rows: list[dict[str, Any]], near: float) -> dict[str, Any]:
+    """Errors, near misses (right with a margin below ``near``) and lines by count line, value, distance and
+    ticket count; the wrong lines and the nearest misses listed."""
     from lottogpt.evaluate import wilson_lower
 
     def table(key: str) -> dict[str, dict[str, int]]:
-        lines, wrong = Counter(r[key] for r in rows), Counter(r[key] for r in rows if not r["right"])
-        return {str(k): {"lines": lines[k], "errors": wrong[k]} for k in sorted(lines)}
+        lines = Counter(r[key] for r in rows)
+        wrong = Counter(r[key] for r in rows if not r["right"])
+        close = Counter(r[key] for r in rows if r["right"] and r["margin"] < near)
+        return {str(k): {"lines": lines[k], "errors": wrong[k], "near_misses": close[k]} for k in sorted(lines)}
 
     errors = sum(not r["right"] for r in rows)
-    by_rank: dict[str, Counter] = defaultdict(Counter)
-    for r in rows:
-        by_rank[COUNT_KEYS[r["line"]]]["lines"] += 1
-        by_rank[COUNT_KEYS[r["line"]]]["errors"] += not r["right"]
+    closest = sorted((r for r in rows if r["right"]), key=lambda r: r["margin"])[:20]
     return {"lines": len(rows), "errors": errors,
             "right_wilson_lower": wilson_lower(len(rows) - errors, len(rows)),
-            "by_line": {k: dict(v) for k, v in by_rank.items()},
-            "by_value": table("value"), "by_distance": table("distance"), "by_tickets": table("n_tickets"),
-            "wrong": [{k: v for k, v in r.items() if k != "right"} for r in rows if not r["right"]][:200]}
+            "near_misses": sum(r["right"] and r["margin"] < near for r in rows),
+            "by_line": table("line"), "by_value": table("value"), "by_distance": table("distance"),
+            "by_tickets": table("n_tickets"),
+            "wrong": [{k: v for k, v in r.items() if k != "right"} for r in rows if not r["right"]][:200],
+            "closest_right": [{k: v for k, v in r.items() if k != "right"} for r in closest]}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -151,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     engine.model.eval()
     high = args.max_tickets or engine.max_tickets
     cases = draw_cases(args.cases, max(args.min_tickets, engine.min_tickets), high, args.seed)
-    rows: list[dict[str, int]] = []
+    rows: list[dict[str, Any]] = []
     skipped, started = 0, time.perf_counter()
     with progress.track("count lines", len(cases)) as task:
         for start in range(0, len(cases), args.batch_size):
@@ -160,13 +175,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             kept = [(case, e) for case, e in zip(batch, encoded, strict=True) if e is not None]
             skipped += len(batch) - len(kept)
             for (case, _), right in zip(kept, score_batch(engine, [e for _, e in kept]), strict=True):
-                rows += [{**lookup_context(case, i), "line": i, "right": ok} for i, ok in enumerate(right)]
+                rows += [{**lookup_context(case, i), "line": COUNT_KEYS[i], "right": ok, "margin": margin}
+                         for i, (ok, margin) in enumerate(right)]
             task.advance(len(batch))
     summary = {"cases": len(cases) - skipped, "skipped_cases": skipped,
-               "seconds": round(time.perf_counter() - started, 1), **tabulate(rows)}
+               "seconds": round(time.perf_counter() - started, 1), **tabulate(rows, args.near)}
     config = {"model": args.model, "weights_sha256": engine.weights_sha256, "cases": args.cases,
               "tickets": [max(args.min_tickets, engine.min_tickets), high], "seed": args.seed,
-              "batch_size": args.batch_size, "threads": args.threads, "answer_format": engine.answer_format}
+              "batch_size": args.batch_size, "threads": args.threads, "near": args.near,
+              "answer_format": engine.answer_format}
     result = {"benchmark": NAME, "command": bc.command_line(), "machine": bc.machine(str(engine.device)),
               "config": config, "summary": summary}
     path = bc.write_result(args.out, NAME, result)

@@ -123,11 +123,14 @@ def test_count_lookup_script(tmp_path: Path, tiny_checkpoint: Path) -> None:
     assert summary["cases"] + summary["skipped_cases"] == 10 and summary["lines"] == 5 * summary["cases"]
     assert result["config"]["tickets"] == [1, 8]
     for table in ("by_value", "by_distance", "by_tickets", "by_line"):
-        assert sum(row["lines"] for row in summary[table].values()) == summary["lines"], table
-        assert sum(row["errors"] for row in summary[table].values()) == summary["errors"], table
+        for key in ("lines", "errors", "near_misses"):
+            assert sum(row[key] for row in summary[table].values()) == summary[key], (table, key)
     assert len(summary["wrong"]) == min(summary["errors"], 200)
     for row in summary["wrong"]:
         assert (row["distance"] == -1) == (row["value"] == 0) and row["distance"] < row["n_tickets"]
+        assert row["margin"] <= 0
+    margins = [row["margin"] for row in summary["closest_right"]]
+    assert margins == sorted(margins) and all(m >= 0 for m in margins)
 
 
 def test_arithmetic_drills(tmp_path: Path) -> None:

@@ -63,8 +63,8 @@ def test_a_wrong_token_fails_its_line_only(count_lookup, tiny_tokenizer: Path) -
         lines = [tokenizer.decode(tokens[a:b]) for a, b in spans]
         assert lines == kata.score(case).lines[:5]
     engine.model = Oracle(tokenizer.vocab_size)
-    assert count_lookup.score_batch(engine, encoded) == [[True] * 5, [True] * 5]
+    assert count_lookup.score_batch(engine, encoded) == [[(True, 1.0)] * 5, [(True, 1.0)] * 5]
     _, b = encoded[0][1][3]  # the 2nd prize's line of the first case: its last token predicted wrong
     engine.model = Oracle(tokenizer.vocab_size, {b - 2})
     scored = count_lookup.score_batch(engine, encoded)
-    assert scored[0] == [True, True, True, False, True]
+    assert scored[0] == [(True, 1.0), (True, 1.0), (True, 1.0), (False, -1.0), (True, 1.0)]
