@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--min-tickets", type=int, default=11, help="fewest tickets in a case")
     parser.add_argument("--max-tickets", type=int, default=0, help="most tickets (0: the model's range)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the compositions and their tickets")
-    parser.add_argument("--near", type=float, default=2.0,
+    parser.add_argument("--near", type=float, default=5.0,
                         help="a right line whose margin (logit gap to the runner-up) is below this is a near miss")
     parser.add_argument("--batch-size", type=int, default=64, help="cases in one forward pass")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
