@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -19,6 +24,17 @@ OFFICIAL_EXAMPLE = ROOT / "tests" / "data" / "official_example.json"
 def official() -> dict:
     """The published example: inputs, the 8 tickets drawn, the expected six lines and the bad inputs."""
     return json.loads(OFFICIAL_EXAMPLE.read_text(encoding="utf-8"))
+
+
+@contextlib.contextmanager
+def benchmark_module(name: str) -> Iterator[ModuleType]:
+    """A script of ``benchmarks/`` imported as a module, its folder on ``sys.path`` while in use (as there)."""
+    folder = str(ROOT / "benchmarks")
+    sys.path.insert(0, folder)
+    try:
+        yield importlib.import_module(name)
+    finally:
+        sys.path.remove(folder)
 
 
 TINY = DataParams(seed=7, n_train=400, n_val=40, n_test=60, n_test_natural=60, min_tickets=1, max_tickets=8,

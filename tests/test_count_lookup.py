@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,20 +11,16 @@ import torch
 from lottogpt import kata
 from lottogpt.tokenizer import Tokenizer
 
-from .conftest import TINY
+from .conftest import TINY, benchmark_module
 
-ROOT = Path(__file__).resolve().parents[1]
 WINNING, BONUS = (1, 2, 3, 4, 5, 6), 7
 SECOND, THIRD, LOSER = (1, 2, 3, 4, 5, 7), (1, 2, 3, 4, 5, 40), (20, 21, 22, 23, 24, 25)
 
 
 @pytest.fixture(scope="module")
 def count_lookup():  # -> the benchmark module
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        yield importlib.import_module("count_lookup")
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    with benchmark_module("count_lookup") as module:
+        yield module
 
 
 class Oracle(torch.nn.Module):

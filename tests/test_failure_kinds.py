@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 from pathlib import Path
 
 import polars as pl
@@ -12,18 +10,16 @@ import pytest
 
 from lottogpt import formats, kata
 
-ROOT = Path(__file__).resolve().parents[1]
+from .conftest import benchmark_module
+
 WINNING, BONUS = (1, 2, 3, 4, 5, 6), 7
 THREE, FOUR, SIX = (1, 2, 3, 40, 41, 42), (1, 2, 3, 4, 41, 42), WINNING
 
 
 @pytest.fixture(scope="module")
 def failure_kinds():  # -> the benchmark module
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        yield importlib.import_module("failure_kinds")
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
+    with benchmark_module("failure_kinds") as module:
+        yield module
 
 
 def record(tickets: list[tuple[int, ...]], work: list[str] | None = None, generated: str | None = None) -> dict:
