@@ -59,10 +59,11 @@ def draw_cases(count: int, low: int, high: int, seed: int) -> list[Any]:
     import numpy as np
 
     from lottogpt import data, suites
+    from lottogpt.params import DataParams
 
     rng = np.random.default_rng([seed, 2])
     compositions = suites.sampled_compositions(rng, low, high, count)
-    cases = data.draw_composed(rng, compositions, 0.3, repeat_share=0.0)
+    cases = data.draw_composed(rng, compositions, DataParams().bonus_prob, repeat_share=0.0)
     order = rng.permutation(len(cases))  # mixed ticket counts in every batch
     return [cases[i] for i in order]
 
@@ -174,7 +175,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             encoded = [encode_case(engine, case) for case in batch]
             kept = [(case, e) for case, e in zip(batch, encoded, strict=True) if e is not None]
             skipped += len(batch) - len(kept)
-            for (case, _), right in zip(kept, score_batch(engine, [e for _, e in kept]), strict=True):
+            scored = score_batch(engine, [e for _, e in kept]) if kept else []
+            for (case, _), right in zip(kept, scored, strict=True):
                 rows += [{**lookup_context(case, i), "line": COUNT_KEYS[i], "right": ok, "margin": margin}
                          for i, (ok, margin) in enumerate(right)]
             task.advance(len(batch))
