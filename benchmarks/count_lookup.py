@@ -8,8 +8,7 @@ scores the count lines under teacher forcing instead: each case is fed as the re
 model's most likely next token is the reference's at every one of its tokens. No decoding, so many more
 cases fit in the same minutes, and every error is a count-line error with its context known:
 
-- ``value``: the count the line should say;
-- ``tallies``: tickets of that rank in the case (the same as ``value``);
+- ``value``: the count the line should say (the tickets of that rank);
 - ``distance``: ticket lines after the last ticket of that rank (0: the last ticket is of that rank).
 
 Errors are rare, so each line also gets a margin: the smallest gap, over its tokens, between the logit of
@@ -163,8 +162,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    engine = ModelEngine(args.model, device="cpu")
-    engine.model.eval()
+    engine = ModelEngine(args.model, device="cpu")  # the checkpoint loads in eval mode
     high = args.max_tickets or engine.max_tickets
     cases = draw_cases(args.cases, max(args.min_tickets, engine.min_tickets), high, args.seed)
     rows: list[dict[str, Any]] = []
