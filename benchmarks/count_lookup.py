@@ -16,7 +16,7 @@ the right token and the best other one. A right line with a small margin (``--ne
 where near misses gather is where the next errors will be.
 
 Cases are prize compositions drawn uniformly over ``--min-tickets``..``--max-tickets`` tickets
-(``suites.sampled_compositions``; a seed other than the suites'), each realised by random tickets in random
+(``teacher_forcing.draw_cases``; a seed other than the suites'), each realised by random tickets in random
 order, as the ``compositions`` suite does.
 
     python benchmarks/count_lookup.py --cases 20000
@@ -32,6 +32,7 @@ from collections import Counter
 from typing import Any
 
 import bench_common as bc
+import teacher_forcing as tf
 
 NAME = "count_lookup"
 COUNT_KEYS = ("count_3", "count_4", "count_5", "count_5_bonus", "count_6")  # the order of the count lines
@@ -53,33 +54,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def draw_cases(count: int, low: int, high: int, seed: int) -> list[Any]:
-    """``count`` cases of ``low..high`` tickets, their prize compositions uniform over that range."""
-    import numpy as np
-
-    from lottogpt import data, suites
-    from lottogpt.params import DataParams
-
-    rng = np.random.default_rng([seed, 2])
-    compositions = suites.sampled_compositions(rng, low, high, count)
-    cases = data.draw_composed(rng, compositions, DataParams().bonus_prob, repeat_share=0.0)
-    order = rng.permutation(len(cases))  # mixed ticket counts in every batch
-    return [cases[i] for i in order]
-
-
-def line_spans(tokenizer: Any, text: str) -> tuple[list[int], list[tuple[int, int]]] | None:
-    """The tokens of ``text`` and each line's token span, or None when lines do not tokenize apart."""
-    tokens: list[int] = []
-    spans = []
-    for index, line in enumerate(text.split("\n")):
-        if index:
-            tokens.append(tokenizer.newline_id)
-        piece = tokenizer.encode(line)
-        spans.append((len(tokens), len(tokens) + len(piece)))
-        tokens += piece
-    return (tokens, spans) if tokens == tokenizer.encode(text) else None
-
-
 def lookup_context(case: Any, key_index: int) -> dict[str, int]:
     """What the count line of ``COUNT_KEYS[key_index]`` has to find: its value and how far back."""
     from lottogpt import kata
@@ -97,7 +71,7 @@ def encode_case(engine: Any, case: Any) -> tuple[list[int], list[tuple[int, int]
 
     result = kata.score(case)
     completion = formats.render_completion(case, engine.answer_format, result)
-    found = line_spans(engine.tokenizer, completion)
+    found = tf.line_spans(engine.tokenizer, completion)
     if found is None:
         return None
     tokens, spans = found
@@ -111,24 +85,9 @@ def score_batch(engine: Any, encoded: list[tuple[list[int], list[tuple[int, int]
     """For each case and count line: is the line the model's greedy choice at every one of its tokens, and
     its margin, the smallest gap over its tokens between the right token's logit and the best other one
     (below 0 where it is wrong; a small positive margin is a near miss)."""
-    import torch
-
-    width = max(len(tokens) for tokens, _ in encoded)
-    x = torch.zeros((len(encoded), width), dtype=torch.long)
-    for row, (tokens, _) in enumerate(encoded):
-        x[row, : len(tokens)] = torch.tensor(tokens)
-    with torch.inference_mode():
-        logits = engine.model(x.to(engine.device)).float().cpu()
-    scored = []
-    for row, (_, spans) in enumerate(encoded):
-        lines = []
-        for a, b in spans:
-            at, want = logits[row, a - 1 : b - 1], x[row, a:b]
-            right_logit = at.gather(1, want[:, None])[:, 0]
-            others = at.scatter(1, want[:, None], float("-inf")).max(dim=1).values
-            lines.append((bool((at.argmax(dim=1) == want).all()), round(float((right_logit - others).min()), 3)))
-        scored.append(lines)
-    return scored
+    right, margin, _ = tf.token_scores(engine.model, [tokens for tokens, _ in encoded], engine.device)
+    return [[tf.line_score(right[row], margin[row], slice(a, b)) for a, b in spans]
+            for row, (_, spans) in enumerate(encoded)]
 
 
 def tabulate(rows: list[dict[str, Any]], near: float) -> dict[str, Any]:
@@ -164,7 +123,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         torch.set_num_threads(args.threads)
     engine = ModelEngine(args.model, device="cpu")  # the checkpoint loads in eval mode
     high = args.max_tickets or engine.max_tickets
-    cases = draw_cases(args.cases, max(args.min_tickets, engine.min_tickets), high, args.seed)
+    cases = tf.draw_cases(args.cases, max(args.min_tickets, engine.min_tickets), high, args.seed)
     rows: list[dict[str, Any]] = []
     skipped, started = 0, time.perf_counter()
     with progress.track("count lines", len(cases)) as task:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import json
 import sys
@@ -11,8 +12,9 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import torch
 
-from lottogpt import data
+from lottogpt import data, formats, tokenizer
 from lottogpt.params import DataParams, Params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,3 +80,25 @@ def tiny_checkpoint(tiny_corpus: Path, tiny_tokenizer: Path, tmp_path_factory: p
     out = tmp_path_factory.mktemp("checkpoint")
     train.train(tiny_params(), tiny_corpus, tiny_tokenizer, out / "checkpoint", out / "results")
     return out / "checkpoint"
+
+
+def train_format_tokenizer(out_dir: Path, answer_format: str, vocab_size: int, **flags: bool) -> tokenizer.Tokenizer:
+    """A tokenizer with place digits, trained on a tiny 1-20-ticket corpus rendered in ``answer_format``."""
+    cases = data.generate_cases(dataclasses.replace(TINY, answer_format=answer_format, max_tickets=20,
+                                                    prize_share=0.5))["train"]
+    texts = [formats.render_prompt(c, answer_format) + formats.render_completion(c, answer_format) for c in cases]
+    return tokenizer.Tokenizer.load(tokenizer.train(texts, out_dir, vocab_size, place_digits=True, **flags))
+
+
+class Oracle(torch.nn.Module):
+    """A "model" whose greedy choice is the fed sequence's next token, except where told to be wrong."""
+
+    def __init__(self, vocab_size: int, wrong_at: frozenset[int] = frozenset()) -> None:
+        super().__init__()
+        self.vocab_size, self.wrong_at = vocab_size, wrong_at
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        following = torch.cat([x[:, 1:], x[:, -1:]], dim=1)
+        for position in self.wrong_at:
+            following[:, position] = (following[:, position] + 1) % self.vocab_size
+        return torch.nn.functional.one_hot(following, self.vocab_size).float()

@@ -133,6 +133,22 @@ def test_count_lookup_script(tmp_path: Path, tiny_checkpoint: Path) -> None:
     assert margins == sorted(margins) and all(m >= 0 for m in margins)
 
 
+def test_line_margins_script(tmp_path: Path, tiny_checkpoint: Path) -> None:
+    result = run_script("line_margins", tmp_path, "--model", str(tiny_checkpoint), "--cases", "10",
+                        "--batch-size", "4", "--threads", "1")
+    summary = result["summary"]
+    assert summary["cases"] + summary["skipped_cases"] == 10 and result["config"]["tickets"] == [1, 8]
+    kinds = summary["by_kind"]
+    assert kinds["count"]["lines"] == 5 * summary["cases"] and kinds["rate"]["lines"] == summary["cases"]
+    for key in ("lines", "errors", "near_misses"):
+        assert sum(row[key] for row in kinds.values()) == summary[key], key
+        for kind, row in kinds.items():
+            assert sum(n[key] for n in row["by_tickets"].values()) == row[key], (kind, key)
+    assert len(summary["wrong"]) == min(summary["errors"], 200)
+    for row in summary["wrong"]:
+        assert row["margin"] <= 0 and row["want"] != row["chose"] and row["kind"] in kinds
+
+
 def test_arithmetic_drills(tmp_path: Path) -> None:
     result = run_script("arithmetic_drills", tmp_path, "--steps", "3", "--drills", "300", "--eval", "12",
                         "--format", "addends", timeout=300)

@@ -11,7 +11,7 @@ import torch
 from lottogpt import kata
 from lottogpt.tokenizer import Tokenizer
 
-from .conftest import TINY, benchmark_module
+from .conftest import TINY, Oracle, benchmark_module
 
 WINNING, BONUS = (1, 2, 3, 4, 5, 6), 7
 SECOND, THIRD, LOSER = (1, 2, 3, 4, 5, 7), (1, 2, 3, 4, 5, 40), (20, 21, 22, 23, 24, 25)
@@ -21,20 +21,6 @@ SECOND, THIRD, LOSER = (1, 2, 3, 4, 5, 7), (1, 2, 3, 4, 5, 40), (20, 21, 22, 23,
 def count_lookup():  # -> the benchmark module
     with benchmark_module("count_lookup") as module:
         yield module
-
-
-class Oracle(torch.nn.Module):
-    """A "model" whose greedy choice is the fed sequence's next token, except where told to be wrong."""
-
-    def __init__(self, vocab_size: int, wrong_at: set[int] = frozenset()) -> None:
-        super().__init__()
-        self.vocab_size, self.wrong_at = vocab_size, wrong_at
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        following = torch.cat([x[:, 1:], x[:, -1:]], dim=1)
-        for position in self.wrong_at:
-            following[:, position] = (following[:, position] + 1) % self.vocab_size
-        return torch.nn.functional.one_hot(following, self.vocab_size).float()
 
 
 def test_lookup_context_says_value_and_distance(count_lookup) -> None:

@@ -10,7 +10,7 @@ import pytest
 from lottogpt import data, formats, kata, tokenizer
 from lottogpt.params import TokenizerParams
 
-from .conftest import TINY
+from .conftest import TINY, train_format_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -161,18 +161,10 @@ def test_ledger_lines_tag_quotients_and_keep_the_rank_labels(place_tok: tokenize
         assert place_tok.decode(place_tok.encode(text)) == text
 
 
-def _train_on_format(out_dir: Path, answer_format: str, vocab_size: int, **flags: bool) -> tokenizer.Tokenizer:
-    """A tokenizer trained on a tiny 1-20-ticket corpus rendered in ``answer_format``."""
-    cases = data.generate_cases(dataclasses.replace(TINY, answer_format=answer_format, max_tickets=20,
-                                                    prize_share=0.5))["train"]
-    texts = [formats.render_prompt(c, answer_format) + formats.render_completion(c, answer_format) for c in cases]
-    return tokenizer.Tokenizer.load(tokenizer.train(texts, out_dir, vocab_size, place_digits=True, **flags))
-
-
 @pytest.fixture(scope="module")
 def value_tok(tmp_path_factory: pytest.TempPathFactory) -> tokenizer.Tokenizer:
     """A ``ledger`` tokenizer with place digits and one piece per small value."""
-    return _train_on_format(tmp_path_factory.mktemp("value_tok"), "ledger", 768, value_pieces=True)
+    return train_format_tokenizer(tmp_path_factory.mktemp("value_tok"), "ledger", 768, value_pieces=True)
 
 
 def test_divisor_and_each_remainder_are_one_piece(value_tok: tokenizer.Tokenizer) -> None:
@@ -213,7 +205,7 @@ def test_value_pieces_are_lossless(value_tok: tokenizer.Tokenizer) -> None:
 @pytest.fixture(scope="module")
 def column_tok(tmp_path_factory: pytest.TempPathFactory) -> tokenizer.Tokenizer:
     """A tokenizer for the ``column`` format: place digits, and the sum sign that turns on sum places."""
-    return _train_on_format(tmp_path_factory.mktemp("column_tok"), "column", 640, sum_places=True)
+    return train_format_tokenizer(tmp_path_factory.mktemp("column_tok"), "column", 640, sum_places=True)
 
 
 def test_each_kind_of_piece_is_known_from_the_model_file(place_tok: tokenizer.Tokenizer,

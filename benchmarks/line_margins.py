@@ -1,0 +1,178 @@
+"""Line margins: every line the model writes, scored under teacher forcing, by kind of line.
+
+``count_lookup.py`` does this for the five count lines; this does it for each line of the completion that
+the model writes: the ticket work lines (flags, match count, tally; the marker and the numbers are fed, as
+``inference.WorksheetFeeder`` feeds them when decoding), the count lines, the sum line, the division line
+and the rate line. Each case is fed as the reference program writes it, in one forward pass, and a line is
+right when the model's most likely next token is the reference's at every token it writes, the token that
+ends the line (newline, or EOS after the rate) included. Its margin is the smallest gap, over those
+tokens, between the right token's logit and the best other one; a right line below ``--near`` is a near
+miss. Lines after a wrong one are still scored with the right text before them, so each line's figure is
+what the model does given a right start, the same for every kind.
+
+Decoding the suites takes about 20 minutes and finds a handful of errors; this takes a few minutes for the
+same number of cases and shows, per kind of line, how close the model comes to the next error, so two
+checkpoints can be told apart where both decode every suite case right.
+
+Cases are prize compositions drawn uniformly over ``--min-tickets``..``--max-tickets`` tickets, realised by
+random tickets in random order (``teacher_forcing.draw_cases``).
+
+    python benchmarks/line_margins.py --cases 20000
+
+Reads ``models/checkpoint`` (or ``--model``); writes ``results/bench/line_margins.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import Counter
+from typing import Any
+
+import bench_common as bc
+import teacher_forcing as tf
+
+NAME = "line_margins"
+KINDS = ("ticket", "count", "sum", "division", "rate")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--model", default=str(bc.ROOT / "models" / "checkpoint"), help="checkpoint folder")
+    parser.add_argument("--cases", type=int, default=20000, help="cases to score")
+    parser.add_argument("--min-tickets", type=int, default=1, help="fewest tickets in a case")
+    parser.add_argument("--max-tickets", type=int, default=0, help="most tickets (0: the model's range)")
+    parser.add_argument("--seed", type=int, default=11, help="seed of the compositions and their tickets")
+    parser.add_argument("--near", type=float, default=5.0,
+                        help="a right line whose margin (logit gap to the runner-up) is below this is a near miss")
+    parser.add_argument("--batch-size", type=int, default=64, help="cases in one forward pass")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--out", default=str(bc.DEFAULT_OUT), help="folder for the JSON result")
+    return parser.parse_args(argv)
+
+
+def line_kind(line: str, count_lines: list[str]) -> str:
+    """Which kind of step a completion line is (``KINDS``)."""
+    from lottogpt import formats
+
+    if formats.is_ticket_work_line(line):
+        return "ticket"
+    if line in count_lines:
+        return "count"
+    if formats.is_sum_line(line):
+        return "sum"
+    if formats.is_division_line(line):
+        return "division"
+    return "rate"
+
+
+def written_mask(engine: Any, case: Any, completion: list[int]) -> list[bool]:
+    """For each completion token: does the model write it (True), or does the runtime feed it (False)?"""
+    from lottogpt.inference import feeders_for
+
+    feeders = feeders_for(engine.tokenizer, [case], engine.answer_format)
+    if feeders is None:
+        return [True] * len(completion)
+    feeder, mask = feeders[0], []
+    for token in completion:
+        mask.append(feeder.forced() is None)
+        feeder.observe(token)
+    return mask
+
+
+def encode_case(engine: Any, case: Any) -> tuple[list[int], list[dict[str, Any]]] | None:
+    """The case's tokens as trained (BOS, prompt, completion, EOS) and, per completion line, its kind and the
+    positions of the tokens the model writes (its terminator included); None when lines do not tokenize apart."""
+    from lottogpt import formats, kata
+    from lottogpt.inference import prompt_tokens
+
+    result = kata.score(case)
+    completion = formats.render_completion(case, engine.answer_format, result)
+    found = tf.line_spans(engine.tokenizer, completion)
+    if found is None:
+        return None
+    tokens, spans = found
+    tokens = [*tokens, engine.tokenizer.eos_id]
+    mask = written_mask(engine, case, tokens)
+    prompt = prompt_tokens(engine.tokenizer, case, engine.answer_format)
+    lines = []
+    for index, (text, (a, b)) in enumerate(zip(completion.split("\n"), spans, strict=True)):
+        at = [len(prompt) + i for i in range(a, b + 1) if mask[i]]  # b: the line's newline (or the EOS)
+        lines.append({"kind": line_kind(text, result.lines[:5]), "line": index, "text": text, "at": at})
+    return prompt + tokens, lines
+
+
+def score_batch(engine: Any, cases: list[Any], encoded: list[tuple[list[int], list[dict[str, Any]]]]) -> list[dict]:
+    """One row per written line of every case: kind, ticket count, right or not, margin, and where wrong,
+    the first wrong token's reference and greedy choice."""
+    right, margin, choice = tf.token_scores(engine.model, [tokens for tokens, _ in encoded], engine.device)
+    decode = engine.tokenizer.decode
+    rows = []
+    for row, (case, (tokens, lines)) in enumerate(zip(cases, encoded, strict=True)):
+        for line in lines:
+            ok, line_margin = tf.line_score(right[row], margin[row], line["at"])
+            entry = {"kind": line["kind"], "n_tickets": len(case.tickets), "right": ok, "margin": line_margin}
+            if not ok:
+                at = next(p for p in line["at"] if not right[row][p])
+                entry.update(line=line["line"], text=line["text"], want=decode([tokens[at]]),
+                             chose=decode([int(choice[row][at])]))
+            rows.append(entry)
+    return rows
+
+
+def tabulate(rows: list[dict[str, Any]], near: float) -> dict[str, Any]:
+    """Lines, errors and near misses by kind, and by ticket count within each kind; the wrong lines listed."""
+    from lottogpt.evaluate import wilson_lower
+
+    def counts(of: list[dict[str, Any]]) -> dict[str, Any]:
+        errors = sum(not r["right"] for r in of)
+        return {"lines": len(of), "errors": errors, "near_misses": sum(r["right"] and r["margin"] < near for r in of),
+                "right_wilson_lower": wilson_lower(len(of) - errors, len(of))}
+
+    by_kind = {}
+    for kind in KINDS:
+        of = [r for r in rows if r["kind"] == kind]
+        if of:
+            tickets = Counter(r["n_tickets"] for r in of)
+            by_kind[kind] = {**counts(of), "by_tickets": {
+                str(n): counts([r for r in of if r["n_tickets"] == n]) for n in sorted(tickets)}}
+    wrong = [{k: v for k, v in r.items() if k != "right"} for r in rows if not r["right"]]
+    return {**counts(rows), "by_kind": by_kind, "wrong": wrong[:200]}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    from lottogpt import progress
+    from lottogpt.inference import ModelEngine
+
+    bc.set_threads(args.threads)
+    engine = ModelEngine(args.model, device="cpu")  # the checkpoint loads in eval mode
+    tickets = [max(args.min_tickets, engine.min_tickets), args.max_tickets or engine.max_tickets]
+    cases = tf.draw_cases(args.cases, *tickets, args.seed)
+    rows: list[dict[str, Any]] = []
+    skipped, started = 0, time.perf_counter()
+    with progress.track("lines", len(cases)) as task:
+        for start in range(0, len(cases), args.batch_size):
+            batch = cases[start : start + args.batch_size]
+            kept = [(case, e) for case in batch if (e := encode_case(engine, case)) is not None]
+            skipped += len(batch) - len(kept)
+            if kept:
+                rows += score_batch(engine, [case for case, _ in kept], [e for _, e in kept])
+            task.advance(len(batch))
+    summary = {"cases": len(cases) - skipped, "skipped_cases": skipped,
+               "seconds": round(time.perf_counter() - started, 1), **tabulate(rows, args.near)}
+    config = {"model": args.model, "weights_sha256": engine.weights_sha256, "cases": args.cases,
+              "tickets": tickets, "seed": args.seed, "batch_size": args.batch_size, "threads": args.threads,
+              "near": args.near, "answer_format": engine.answer_format}
+    result = {"benchmark": NAME, "command": bc.command_line(), "machine": bc.machine(str(engine.device)),
+              "config": config, "summary": summary}
+    path = bc.write_result(args.out, NAME, result)
+    for kind, row in summary["by_kind"].items():
+        print(f"{kind:>8}: {row['errors']} wrong, {row['near_misses']} near of {row['lines']:,} lines")
+    print(f"wrote {path}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

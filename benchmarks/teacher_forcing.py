@@ -1,0 +1,66 @@
+"""What the teacher-forced benchmarks share (``count_lookup.py``, ``line_margins.py``): the cases they draw,
+a completion's tokens line by line, and the model's greedy choice and margin at every position of a batch.
+
+Teacher forcing feeds each case as the reference program writes it, in one forward pass, and reads at each
+position whether the model's most likely next token is the reference's: no decoding, so many more cases
+fit in a few minutes than the suites decode, and every wrong token has its context known.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def draw_cases(count: int, low: int, high: int, seed: int) -> list[Any]:
+    """``count`` cases of ``low..high`` tickets, their prize compositions uniform over that range, each
+    realised by random tickets in random order (as the ``compositions`` suite does), in mixed order."""
+    import numpy as np
+
+    from lottogpt import data, suites
+    from lottogpt.params import DataParams
+
+    rng = np.random.default_rng([seed, 2])
+    compositions = suites.sampled_compositions(rng, low, high, count)
+    cases = data.draw_composed(rng, compositions, DataParams().bonus_prob, repeat_share=0.0)
+    order = rng.permutation(len(cases))  # mixed ticket counts in every batch
+    return [cases[i] for i in order]
+
+
+def line_spans(tokenizer: Any, text: str) -> tuple[list[int], list[tuple[int, int]]] | None:
+    """The tokens of ``text`` and each line's token span, or None when lines do not tokenize apart."""
+    tokens: list[int] = []
+    spans = []
+    for index, line in enumerate(text.split("\n")):
+        if index:
+            tokens.append(tokenizer.newline_id)
+        piece = tokenizer.encode(line)
+        spans.append((len(tokens), len(tokens) + len(piece)))
+        tokens += piece
+    return (tokens, spans) if tokens == tokenizer.encode(text) else None
+
+
+def token_scores(model: Any, rows: list[list[int]], device: Any) -> tuple[Any, Any, Any]:
+    """Per row and position ``p`` (numpy arrays; 0 at ``p`` = 0): is the greedy choice after ``p - 1`` the
+    token at ``p``, its margin (that token's logit minus the best other one's: below 0 where it is wrong),
+    and the greedy choice itself. Rows are padded to the longest; positions past a row's end mean nothing."""
+    import torch
+
+    width = max(len(row) for row in rows)
+    x = torch.zeros((len(rows), width), dtype=torch.long)
+    for index, row in enumerate(rows):
+        x[index, : len(row)] = torch.tensor(row)
+    with torch.inference_mode():
+        logits = model(x.to(device)).float().cpu()[:, :-1]
+    want = x[:, 1:]
+    right = logits.gather(2, want[..., None])[..., 0]
+    others = logits.scatter(2, want[..., None], float("-inf")).max(dim=2).values
+    choice = logits.argmax(dim=2)
+    first = torch.zeros((len(rows), 1))
+    return (torch.cat([first.bool(), choice == want], 1).numpy(), torch.cat([first, right - others], 1).numpy(),
+            torch.cat([first.long(), choice], 1).numpy())
+
+
+def line_score(right: Any, margin: Any, positions: Any) -> tuple[bool, float]:
+    """A line's verdict from one row of :func:`token_scores`: right at every one of ``positions``, and the
+    smallest margin over them (rounded to 3 places)."""
+    return bool(right[positions].all()), round(float(margin[positions].min()), 3)
