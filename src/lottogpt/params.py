@@ -83,7 +83,7 @@ OPTIMIZERS = ("adamw", "muon")
 @dataclass
 class TrainParams:
     seed: int = 1337
-    max_steps: int = 12000
+    max_steps: int = 16000
     max_minutes: float = 0.0  # 0 = no wall-clock limit
     batch_tokens: int = 4096
     lr: float = 8e-3
