@@ -105,7 +105,7 @@ def encode_case(engine: Any, case: Any) -> tuple[list[int], list[dict[str, Any]]
 
 def score_batch(engine: Any, cases: list[Any], encoded: list[tuple[list[int], list[dict[str, Any]]]]) -> list[dict]:
     """One row per written line of every case: kind, ticket count, right or not, margin, and where wrong,
-    the first wrong token's reference and greedy choice."""
+    the first wrong token's reference and greedy choice (text and id)."""
     right, margin, choice = tf.token_scores(engine.model, [tokens for tokens, _ in encoded], engine.device)
     decode = engine.tokenizer.decode
     rows = []
@@ -115,8 +115,9 @@ def score_batch(engine: Any, cases: list[Any], encoded: list[tuple[list[int], li
             entry = {"kind": line["kind"], "n_tickets": len(case.tickets), "right": ok, "margin": line_margin}
             if not ok:
                 at = next(p for p in line["at"] if not right[row][p])
+                # Ids too: two pieces can read the same (a digit at two places, a value and a remainder).
                 entry.update(line=line["line"], text=line["text"], want=decode([tokens[at]]),
-                             chose=decode([int(choice[row][at])]))
+                             chose=decode([int(choice[row][at])]), want_id=tokens[at], chose_id=int(choice[row][at]))
             rows.append(entry)
     return rows
 

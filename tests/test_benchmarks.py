@@ -146,7 +146,7 @@ def test_line_margins_script(tmp_path: Path, tiny_checkpoint: Path) -> None:
             assert sum(n[key] for n in row["by_tickets"].values()) == row[key], (kind, key)
     assert len(summary["wrong"]) == min(summary["errors"], 200)
     for row in summary["wrong"]:
-        assert row["margin"] <= 0 and row["want"] != row["chose"] and row["kind"] in kinds
+        assert row["margin"] <= 0 and row["want_id"] != row["chose_id"] and row["kind"] in kinds
 
 
 def test_arithmetic_drills(tmp_path: Path) -> None:

@@ -57,4 +57,5 @@ def test_a_wrong_token_fails_its_line_only(line_margins, engine: SimpleNamespace
     rows = line_margins.score_batch(engine, cases, encoded)[:11]  # the first case's (the Oracle errs in each row)
     wrong = [r for r in rows if not r["right"]]
     assert len(wrong) == 1 and wrong[0]["kind"] == "division" and wrong[0]["margin"] == -1.0
-    assert wrong[0]["line"] == 9 and wrong[0]["text"] == division["text"] and wrong[0]["want"] != wrong[0]["chose"]
+    assert wrong[0]["line"] == 9 and wrong[0]["text"] == division["text"]
+    assert wrong[0]["want_id"] != wrong[0]["chose_id"]
