@@ -39,16 +39,7 @@ KINDS = ("ticket", "count", "sum", "division", "rate")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", default=str(bc.ROOT / "models" / "checkpoint"), help="checkpoint folder")
-    parser.add_argument("--cases", type=int, default=20000, help="cases to score")
-    parser.add_argument("--min-tickets", type=int, default=1, help="fewest tickets in a case")
-    parser.add_argument("--max-tickets", type=int, default=0, help="most tickets (0: the model's range)")
-    parser.add_argument("--seed", type=int, default=11, help="seed of the compositions and their tickets")
-    parser.add_argument("--near", type=float, default=5.0,
-                        help="a right line whose margin (logit gap to the runner-up) is below this is a near miss")
-    parser.add_argument("--batch-size", type=int, default=64, help="cases in one forward pass")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    parser.add_argument("--out", default=str(bc.DEFAULT_OUT), help="folder for the JSON result")
+    tf.add_args(parser, min_tickets=1, seed=11)
     return parser.parse_args(argv)
 
 

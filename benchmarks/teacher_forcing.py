@@ -8,7 +8,24 @@ fit in a few minutes than the suites decode, and every wrong token has its conte
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
+
+import bench_common as bc
+
+
+def add_args(parser: argparse.ArgumentParser, min_tickets: int, seed: int) -> None:
+    """The options both scripts take: the checkpoint, the cases drawn, the near-miss margin, batching, output."""
+    parser.add_argument("--model", default=str(bc.ROOT / "models" / "checkpoint"), help="checkpoint folder")
+    parser.add_argument("--cases", type=int, default=20000, help="cases to score")
+    parser.add_argument("--min-tickets", type=int, default=min_tickets, help="fewest tickets in a case")
+    parser.add_argument("--max-tickets", type=int, default=0, help="most tickets (0: the model's range)")
+    parser.add_argument("--seed", type=int, default=seed, help="seed of the compositions and their tickets")
+    parser.add_argument("--near", type=float, default=5.0,
+                        help="a right line whose margin (logit gap to the runner-up) is below this is a near miss")
+    parser.add_argument("--batch-size", type=int, default=64, help="cases in one forward pass")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--out", default=str(bc.DEFAULT_OUT), help="folder for the JSON result")
 
 
 def draw_cases(count: int, low: int, high: int, seed: int) -> list[Any]:
