@@ -57,17 +57,10 @@ def lookup_context(case: Any, key_index: int) -> dict[str, int]:
 
 def encode_case(engine: Any, case: Any) -> tuple[list[int], list[tuple[int, int]]] | None:
     """The case's tokens as trained (BOS, prompt, completion) and the spans of its five count lines."""
-    from lottogpt import formats, kata
-    from lottogpt.inference import prompt_tokens
-
-    result = kata.score(case)
-    completion = formats.render_completion(case, engine.answer_format, result)
-    found = tf.line_spans(engine.tokenizer, completion)
+    found = tf.encode_reference(engine, case)
     if found is None:
         return None
-    tokens, spans = found
-    lines = completion.split("\n")
-    prompt = prompt_tokens(engine.tokenizer, case, engine.answer_format)
+    result, lines, prompt, tokens, spans = found
     count_spans = [spans[lines.index(line)] for line in result.lines[:5]]
     return prompt + tokens, [(len(prompt) + a, len(prompt) + b) for a, b in count_spans]
 

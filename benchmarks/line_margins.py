@@ -75,20 +75,14 @@ def written_mask(engine: Any, case: Any, completion: list[int]) -> list[bool]:
 def encode_case(engine: Any, case: Any) -> tuple[list[int], list[dict[str, Any]]] | None:
     """The case's tokens as trained (BOS, prompt, completion, EOS) and, per completion line, its kind and the
     positions of the tokens the model writes (its terminator included); None when lines do not tokenize apart."""
-    from lottogpt import formats, kata
-    from lottogpt.inference import prompt_tokens
-
-    result = kata.score(case)
-    completion = formats.render_completion(case, engine.answer_format, result)
-    found = tf.line_spans(engine.tokenizer, completion)
+    found = tf.encode_reference(engine, case)
     if found is None:
         return None
-    tokens, spans = found
+    result, texts, prompt, tokens, spans = found
     tokens = [*tokens, engine.tokenizer.eos_id]
     mask = written_mask(engine, case, tokens)
-    prompt = prompt_tokens(engine.tokenizer, case, engine.answer_format)
     lines = []
-    for index, (text, (a, b)) in enumerate(zip(completion.split("\n"), spans, strict=True)):
+    for index, (text, (a, b)) in enumerate(zip(texts, spans, strict=True)):
         at = [len(prompt) + i for i in range(a, b + 1) if mask[i]]  # b: the line's newline (or the EOS)
         lines.append({"kind": line_kind(text, result.lines[:5]), "line": index, "text": text, "at": at})
     return prompt + tokens, lines

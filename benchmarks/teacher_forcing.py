@@ -56,6 +56,24 @@ def line_spans(tokenizer: Any, text: str) -> tuple[list[int], list[tuple[int, in
     return (tokens, spans) if tokens == tokenizer.encode(text) else None
 
 
+Reference = tuple[Any, list[str], list[int], list[int], list[tuple[int, int]]]
+
+
+def encode_reference(engine: Any, case: Any) -> Reference | None:
+    """A case as the reference writes it, in ``engine``'s format: its result, completion lines, prompt tokens
+    (BOS first), completion tokens and each line's token span; None when lines do not tokenize apart."""
+    from lottogpt import formats, kata
+    from lottogpt.inference import prompt_tokens
+
+    result = kata.score(case)
+    completion = formats.render_completion(case, engine.answer_format, result)
+    found = line_spans(engine.tokenizer, completion)
+    if found is None:
+        return None
+    tokens, spans = found
+    return result, completion.split("\n"), prompt_tokens(engine.tokenizer, case, engine.answer_format), tokens, spans
+
+
 def token_scores(model: Any, rows: list[list[int]], device: Any) -> tuple[Any, Any, Any]:
     """Per row and position ``p`` (numpy arrays; 0 at ``p`` = 0): is the greedy choice after ``p - 1`` the
     token at ``p``, its margin (that token's logit minus the best other one's: below 0 where it is wrong),
