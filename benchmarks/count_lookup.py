@@ -98,13 +98,10 @@ def tabulate(rows: list[dict[str, Any]], near: float) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    import torch
-
     from lottogpt import progress
     from lottogpt.inference import ModelEngine
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    bc.set_threads(args.threads)
     engine = ModelEngine(args.model, device="cpu")  # the checkpoint loads in eval mode
     high = args.max_tickets or engine.max_tickets
     cases = tf.draw_cases(args.cases, max(args.min_tickets, engine.min_tickets), high, args.seed)
