@@ -27,11 +27,9 @@ Reads ``models/checkpoint`` (or ``--model``); writes ``results/bench/count_looku
 from __future__ import annotations
 
 import argparse
-import time
 from collections import Counter
 from typing import Any
 
-import bench_common as bc
 import teacher_forcing as tf
 
 NAME = "count_lookup"
@@ -96,37 +94,18 @@ def tabulate(rows: list[dict[str, Any]], near: float) -> dict[str, Any]:
             "closest_right": [{k: v for k, v in r.items() if k != "right"} for r in closest]}
 
 
+def batch_rows(engine: Any, kept: list[tuple[Any, Any]]) -> list[dict[str, Any]]:
+    """One row per count line of the batch's cases: its lookup context, right or not, and its margin."""
+    scored = score_batch(engine, [encoded for _, encoded in kept])
+    return [{**lookup_context(case, i), "line": COUNT_KEYS[i], "right": ok, "margin": margin}
+            for (case, _), right in zip(kept, scored, strict=True) for i, (ok, margin) in enumerate(right)]
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    from lottogpt import progress
-    from lottogpt.inference import ModelEngine
-
-    bc.set_threads(args.threads)
-    engine = ModelEngine(args.model, device="cpu")  # the checkpoint loads in eval mode
-    high = args.max_tickets or engine.max_tickets
-    cases = tf.draw_cases(args.cases, max(args.min_tickets, engine.min_tickets), high, args.seed)
-    rows: list[dict[str, Any]] = []
-    skipped, started = 0, time.perf_counter()
-    with progress.track("count lines", len(cases)) as task:
-        for start in range(0, len(cases), args.batch_size):
-            batch = cases[start : start + args.batch_size]
-            encoded = [encode_case(engine, case) for case in batch]
-            kept = [(case, e) for case, e in zip(batch, encoded, strict=True) if e is not None]
-            skipped += len(batch) - len(kept)
-            scored = score_batch(engine, [e for _, e in kept]) if kept else []
-            for (case, _), right in zip(kept, scored, strict=True):
-                rows += [{**lookup_context(case, i), "line": COUNT_KEYS[i], "right": ok, "margin": margin}
-                         for i, (ok, margin) in enumerate(right)]
-            task.advance(len(batch))
-    summary = {"cases": len(cases) - skipped, "skipped_cases": skipped,
-               "seconds": round(time.perf_counter() - started, 1), **tabulate(rows, args.near)}
-    config = {"model": args.model, "weights_sha256": engine.weights_sha256, "cases": args.cases,
-              "tickets": [max(args.min_tickets, engine.min_tickets), high], "seed": args.seed,
-              "batch_size": args.batch_size, "threads": args.threads, "near": args.near,
-              "answer_format": engine.answer_format}
-    result = {"benchmark": NAME, "command": bc.command_line(), "machine": bc.machine(str(engine.device)),
-              "config": config, "summary": summary}
-    path = bc.write_result(args.out, NAME, result)
+    engine, rows, counts, config = tf.score_cases(args, "count lines", encode_case, batch_rows)
+    summary = {**counts, **tabulate(rows, args.near)}
+    result, path = tf.write(args, NAME, engine, config, summary)
     print(f"count lookup: {summary['errors']} wrong of {summary['lines']:,} count lines "
           f"({summary['cases']:,} cases, lower bound {summary['right_wilson_lower']:.3%} right)")
     print(f"wrote {path}")

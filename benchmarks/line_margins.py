@@ -25,11 +25,9 @@ Reads ``models/checkpoint`` (or ``--model``); writes ``results/bench/line_margin
 from __future__ import annotations
 
 import argparse
-import time
 from collections import Counter
 from typing import Any
 
-import bench_common as bc
 import teacher_forcing as tf
 
 NAME = "line_margins"
@@ -127,33 +125,16 @@ def tabulate(rows: list[dict[str, Any]], near: float) -> dict[str, Any]:
     return {**counts(rows), "by_kind": by_kind, "wrong": wrong[:200]}
 
 
+def batch_rows(engine: Any, kept: list[tuple[Any, Any]]) -> list[dict]:
+    """The rows of ``score_batch`` for the batch's (case, encoded) pairs."""
+    return score_batch(engine, [case for case, _ in kept], [encoded for _, encoded in kept])
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    from lottogpt import progress
-    from lottogpt.inference import ModelEngine
-
-    bc.set_threads(args.threads)
-    engine = ModelEngine(args.model, device="cpu")  # the checkpoint loads in eval mode
-    tickets = [max(args.min_tickets, engine.min_tickets), args.max_tickets or engine.max_tickets]
-    cases = tf.draw_cases(args.cases, *tickets, args.seed)
-    rows: list[dict[str, Any]] = []
-    skipped, started = 0, time.perf_counter()
-    with progress.track("lines", len(cases)) as task:
-        for start in range(0, len(cases), args.batch_size):
-            batch = cases[start : start + args.batch_size]
-            kept = [(case, e) for case in batch if (e := encode_case(engine, case)) is not None]
-            skipped += len(batch) - len(kept)
-            if kept:
-                rows += score_batch(engine, [case for case, _ in kept], [e for _, e in kept])
-            task.advance(len(batch))
-    summary = {"cases": len(cases) - skipped, "skipped_cases": skipped,
-               "seconds": round(time.perf_counter() - started, 1), **tabulate(rows, args.near)}
-    config = {"model": args.model, "weights_sha256": engine.weights_sha256, "cases": args.cases,
-              "tickets": tickets, "seed": args.seed, "batch_size": args.batch_size, "threads": args.threads,
-              "near": args.near, "answer_format": engine.answer_format}
-    result = {"benchmark": NAME, "command": bc.command_line(), "machine": bc.machine(str(engine.device)),
-              "config": config, "summary": summary}
-    path = bc.write_result(args.out, NAME, result)
+    engine, rows, counts, config = tf.score_cases(args, "lines", encode_case, batch_rows)
+    summary = {**counts, **tabulate(rows, args.near)}
+    result, path = tf.write(args, NAME, engine, config, summary)
     for kind, row in summary["by_kind"].items():
         print(f"{kind:>8}: {row['errors']} wrong, {row['near_misses']} near of {row['lines']:,} lines")
     print(f"wrote {path}")

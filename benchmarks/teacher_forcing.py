@@ -9,6 +9,8 @@ fit in a few minutes than the suites decode, and every wrong token has its conte
 from __future__ import annotations
 
 import argparse
+import time
+from collections.abc import Callable
 from typing import Any
 
 import bench_common as bc
@@ -99,3 +101,40 @@ def line_score(right: Any, margin: Any, positions: Any) -> tuple[bool, float]:
     """A line's verdict from one row of :func:`token_scores`: right at every one of ``positions``, and the
     smallest margin over them (rounded to 3 places)."""
     return bool(right[positions].all()), round(float(margin[positions].min()), 3)
+
+
+def score_cases(args: argparse.Namespace, label: str, encode: Callable[[Any, Any], Any],
+                score: Callable[[Any, list[tuple[Any, Any]]], list[dict[str, Any]]]) -> tuple[Any, list, dict, dict]:
+    """Load the checkpoint, draw the cases and score them batch by batch: ``encode(engine, case)`` gives a
+    case's teacher-forced input (None to skip it), ``score(engine, [(case, encoded), ...])`` its rows.
+    Returns the engine, the rows, the case counts with the time taken, and the run's config."""
+    from lottogpt import progress
+    from lottogpt.inference import ModelEngine
+
+    bc.set_threads(args.threads)
+    engine = ModelEngine(args.model, device="cpu")  # the checkpoint loads in eval mode
+    tickets = [max(args.min_tickets, engine.min_tickets), args.max_tickets or engine.max_tickets]
+    cases = draw_cases(args.cases, *tickets, args.seed)
+    rows: list[dict[str, Any]] = []
+    skipped, started = 0, time.perf_counter()
+    with progress.track(label, len(cases)) as task:
+        for start in range(0, len(cases), args.batch_size):
+            batch = cases[start : start + args.batch_size]
+            kept = [(case, e) for case in batch if (e := encode(engine, case)) is not None]
+            skipped += len(batch) - len(kept)
+            if kept:
+                rows += score(engine, kept)
+            task.advance(len(batch))
+    counts = {"cases": len(cases) - skipped, "skipped_cases": skipped,
+              "seconds": round(time.perf_counter() - started, 1)}
+    config = {"model": args.model, "weights_sha256": engine.weights_sha256, "cases": args.cases,
+              "tickets": tickets, "seed": args.seed, "batch_size": args.batch_size, "threads": args.threads,
+              "near": args.near, "answer_format": engine.answer_format}
+    return engine, rows, counts, config
+
+
+def write(args: argparse.Namespace, name: str, engine: Any, config: dict, summary: dict) -> tuple[dict, Any]:
+    """The result JSON (command, machine, config, summary) in ``args.out``; returns it and its path."""
+    result = {"benchmark": name, "command": bc.command_line(), "machine": bc.machine(str(engine.device)),
+              "config": config, "summary": summary}
+    return result, bc.write_result(args.out, name, result)
