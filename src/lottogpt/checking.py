@@ -106,8 +106,7 @@ def proved(engine: ModelEngine, cases: list[kata.Case], margin: float = MARGIN,
         task.advance(len(cases) - len(order))
         start = 0
         while start < len(order):
-            rows = max(1, min(64, PASS_TOKENS // len(refs[order[min(start + 63, len(order) - 1)]].tokens)))
-            batch = order[start:start + rows]
+            batch = order[start:start + max(1, PASS_TOKENS // len(refs[order[start]].tokens))]
             for index, lead in zip(batch, leads(engine.model, [refs[i] for i in batch], engine.device), strict=True):
                 if lead >= margin:
                     found[index] = refs[index]

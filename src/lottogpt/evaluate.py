@@ -153,8 +153,7 @@ def evaluate(engine: Engine, corpus_dir: str | Path, out_dir: str | Path, splits
     details: dict = {}
     plot_rows: list[dict] = []
     failures: list[dict] = []
-    counted = {"cases": 0, "proved": 0, "decoded": 0}
-    seconds = 0.0
+    total, proved, decoded, seconds = 0, 0, 0, 0.0
     for split in splits:
         frame = data.read_split(corpus_dir, split, ["tickets", "winning", "bonus"])
         if max_cases:
@@ -163,10 +162,8 @@ def evaluate(engine: Engine, corpus_dir: str | Path, out_dir: str | Path, splits
         started = time.perf_counter()
         checked = checking.predict_checked(engine, cases, f"evaluating {split}", check=check_first)
         seconds += time.perf_counter() - started
-        predictions = checked.predictions
-        counted = {"cases": counted["cases"] + len(cases), "proved": counted["proved"] + checked.proved,
-                   "decoded": counted["decoded"] + checked.decoded}
-        scored = score(cases, predictions)
+        total, proved, decoded = total + len(cases), proved + checked.proved, decoded + checked.decoded
+        scored = score(cases, checked.predictions)
         metrics[split] = summarize(scored)
         details[split] = breakdown(scored)
         plot_rows += [{"split": split, "n_tickets": int(n), "exact_match": v["exact_match"]}
@@ -183,9 +180,8 @@ def evaluate(engine: Engine, corpus_dir: str | Path, out_dir: str | Path, splits
                                        "exact_match_tool": float(official_scored.exact_with_tool)}
         if not official_scored.exact:
             failures.append(failure_record("official_example", official_scored))
-    metrics["throughput"] = {"cases_per_second": round(counted["cases"] / max(seconds, 1e-9), 1),
-                             "seconds": round(seconds, 1), "device": device,
-                             "proved_in_one_pass": counted["proved"], "decoded": counted["decoded"]}
+    metrics["throughput"] = {"cases_per_second": round(total / max(seconds, 1e-9), 1), "seconds": round(seconds, 1),
+                             "device": device, "proved_in_one_pass": proved, "decoded": decoded}
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     (out_dir / "breakdown.json").write_text(json.dumps(details, indent=2) + "\n")
     pl.DataFrame(plot_rows, schema={"split": pl.String, "n_tickets": pl.Int64, "exact_match": pl.Float64}).write_csv(
