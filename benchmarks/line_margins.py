@@ -56,32 +56,24 @@ def line_kind(line: str, count_lines: list[str]) -> str:
     return "rate"
 
 
-def written_mask(engine: Any, case: Any, completion: list[int]) -> list[bool]:
-    """For each completion token: does the model write it (True), or does the runtime feed it (False)?"""
-    from lottogpt.inference import feeders_for
-
-    feeders = feeders_for(engine.tokenizer, [case], engine.answer_format)
-    if feeders is None:
-        return [True] * len(completion)
-    feeder, mask = feeders[0], []
-    for token in completion:
-        mask.append(feeder.forced() is None)
-        feeder.observe(token)
-    return mask
-
-
 def encode_case(engine: Any, case: Any) -> tuple[list[int], list[dict[str, Any]]] | None:
     """The case's tokens as trained (BOS, prompt, completion, EOS) and, per completion line, its kind and the
-    positions of the tokens the model writes (its terminator included); None when lines do not tokenize apart."""
+    positions of the tokens the model writes (its terminator included); None when lines do not tokenize apart
+    or a token the runtime feeds differs."""
+    from lottogpt.checking import written_offsets
+
     found = tf.encode_reference(engine, case)
     if found is None:
         return None
     result, texts, prompt, tokens, spans = found
     tokens = [*tokens, engine.tokenizer.eos_id]
-    mask = written_mask(engine, case, tokens)
+    written = written_offsets(engine, case, tokens)
+    if written is None:
+        return None
+    mask = set(written)
     lines = []
     for index, (text, (a, b)) in enumerate(zip(texts, spans, strict=True)):
-        at = [len(prompt) + i for i in range(a, b + 1) if mask[i]]  # b: the line's newline (or the EOS)
+        at = [len(prompt) + i for i in range(a, b + 1) if i in mask]  # b: the line's newline (or the EOS)
         lines.append({"kind": line_kind(text, result.lines[:5]), "line": index, "text": text, "at": at})
     return prompt + tokens, lines
 

@@ -78,23 +78,19 @@ def encode_reference(engine: Any, case: Any) -> Reference | None:
 
 def token_scores(model: Any, rows: list[list[int]], device: Any) -> tuple[Any, Any, Any]:
     """Per row and position ``p`` (numpy arrays; 0 at ``p`` = 0): is the greedy choice after ``p - 1`` the
-    token at ``p``, its margin (that token's logit minus the best other one's: below 0 where it is wrong),
-    and the greedy choice itself. Rows are padded to the longest; positions past a row's end mean nothing."""
+    token at ``p``, its margin (``checking.token_margins``: below 0 where it is wrong), and the greedy choice
+    itself. Rows are padded to the longest; positions past a row's end mean nothing."""
     import torch
 
-    width = max(len(row) for row in rows)
-    x = torch.zeros((len(rows), width), dtype=torch.long)
+    from lottogpt.checking import token_margins
+
+    lead, choice = token_margins(model, rows, device)
+    want = torch.zeros_like(choice)
     for index, row in enumerate(rows):
-        x[index, : len(row)] = torch.tensor(row)
-    with torch.inference_mode():
-        logits = model(x.to(device)).float().cpu()[:, :-1]
-    want = x[:, 1:]
-    right = logits.gather(2, want[..., None])[..., 0]
-    others = logits.scatter(2, want[..., None], float("-inf")).max(dim=2).values
-    choice = logits.argmax(dim=2)
-    first = torch.zeros((len(rows), 1))
-    return (torch.cat([first.bool(), choice == want], 1).numpy(), torch.cat([first, right - others], 1).numpy(),
-            torch.cat([first.long(), choice], 1).numpy())
+        want[index, : len(row)] = torch.tensor(row)
+    right = choice == want
+    right[:, 0] = False
+    return right.numpy(), lead.numpy(), choice.numpy()
 
 
 def line_score(right: Any, margin: Any, positions: Any) -> tuple[bool, float]:

@@ -47,6 +47,23 @@ class Reference:
     written: list[int]
 
 
+def written_offsets(engine: ModelEngine, case: kata.Case, completion: list[int]) -> list[int] | None:
+    """The offsets in ``completion`` of the tokens the model writes (the runtime feeds the others, as when
+    decoding); None when a token the runtime would feed differs from ``completion``'s."""
+    feeders = feeders_for(engine.tokenizer, [case], engine.answer_format)
+    if feeders is None:
+        return list(range(len(completion)))
+    written = []
+    for offset, token in enumerate(completion):
+        forced = feeders[0].forced()
+        if forced is None:
+            written.append(offset)
+        elif forced != token:
+            return None
+        feeders[0].observe(token)
+    return written
+
+
 def reference(engine: ModelEngine, case: kata.Case) -> Reference | None:
     """The reference's tokens for ``case``; None when decoding could not write them (too long for the
     model's context, or a fed token that differs from the reference's)."""
@@ -55,37 +72,34 @@ def reference(engine: ModelEngine, case: kata.Case) -> Reference | None:
     completion = [*tokenizer.encode(formats.render_completion(case, engine.answer_format)), tokenizer.eos_id]
     if len(prompt) + len(completion) > engine.model.config.block_size:
         return None
-    feeders = feeders_for(tokenizer, [case], engine.answer_format)
-    written = []
-    for offset, token in enumerate(completion):
-        forced = feeders[0].forced() if feeders else None
-        if forced is None:
-            written.append(len(prompt) + offset)
-        elif forced != token:
-            return None
-        if feeders:
-            feeders[0].observe(token)
-    return Reference(prompt + completion, len(prompt), written)
+    written = written_offsets(engine, case, completion)
+    if written is None:
+        return None
+    return Reference(prompt + completion, len(prompt), [len(prompt) + offset for offset in written])
 
 
 @torch.no_grad()
+def token_margins(model: torch.nn.Module, rows: list[list[int]], device: torch.device
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One forward pass over ``rows`` (padded to the longest). Per row and position ``p``: the lead of the
+    token at ``p`` over the best other one after ``p - 1`` (below 0 where greedy decoding writes another),
+    and greedy's choice. Position 0 holds 0; positions past a row's end mean nothing."""
+    width = max(len(row) for row in rows)
+    x = torch.zeros((len(rows), width), dtype=torch.long)
+    for index, row in enumerate(rows):
+        x[index, : len(row)] = torch.tensor(row)
+    logits = model(x.to(device)).float().cpu()[:, :-1]
+    want = x[:, 1:, None]
+    lead = logits.gather(2, want)[..., 0] - logits.scatter(2, want, float("-inf")).max(dim=2).values
+    first = torch.zeros((len(rows), 1))
+    return torch.cat([first, lead], 1), torch.cat([first.long(), logits.argmax(dim=2)], 1)
+
+
 def leads(model: torch.nn.Module, rows: list[Reference], device: torch.device) -> list[float]:
     """Per row, the smallest lead of the reference's token over the best other one at its written positions
     (negative where the model would write another token)."""
-    width = max(len(row.tokens) for row in rows) - 1
-    x = torch.zeros((len(rows), width), dtype=torch.long)
-    for index, row in enumerate(rows):
-        x[index, : len(row.tokens) - 1] = torch.tensor(row.tokens[:-1])
-    logits = model(x.to(device)).float().cpu()
-    found = []
-    for index, row in enumerate(rows):
-        at = torch.tensor(row.written) - 1  # the logits at p - 1 choose the token at p
-        scores = logits[index, at]
-        want = torch.tensor(row.tokens)[at + 1]
-        right = scores.gather(1, want[:, None])[:, 0]
-        others = scores.scatter(1, want[:, None], float("-inf")).max(dim=1).values
-        found.append(float((right - others).min()))
-    return found
+    lead, _ = token_margins(model, [row.tokens for row in rows], device)
+    return [float(lead[index, row.written].min()) for index, row in enumerate(rows)]
 
 
 def provable(engine: Engine) -> bool:
