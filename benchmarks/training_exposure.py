@@ -7,7 +7,7 @@ model, and counts the facts of the drawn cases (once per draw) after each number
 the corpus's floors beside them (``below_floor``: reachable facts seen fewer times than
 ``data.coverage_floor``, or its own floor for ``division`` and ``division_place``). A case drawn as a drill
 (``train.drill_share``) counts for the sum line's and the division's facts only: the count lines are
-given there.
+given there. A division drill (``train.division_drill_share``) counts for its division's facts.
 
     python benchmarks/training_exposure.py --steps 4000,8000
 
@@ -48,17 +48,23 @@ def step_counts(text: str) -> list[int]:
     return marks
 
 
-def drawn_cases(sampler: Any, marks: list[int]) -> dict[int, tuple[Counter, Counter]]:
+def drawn_cases(sampler: Any, marks: list[int]) -> dict[int, tuple[Counter, Counter, Counter]]:
     """For each mark, how many times the first ``mark`` steps draw each case, whole and as a drill
-    (``Sampler.draw_batch``)."""
+    (``Sampler.draw_batch``), and each ``(divisor, dividend)`` of the division drills."""
+    from lottogpt.train import DivisionDrills
+
     picked: Counter = Counter()
     drilled: Counter = Counter()
-    found: dict[int, tuple[Counter, Counter]] = {}
+    divided: Counter = Counter()
+    found: dict[int, tuple[Counter, Counter, Counter]] = {}
     for step in range(max(marks)):
-        rows, indices = sampler.draw_batch(step)
-        (drilled if rows.drills else picked).update(int(i) for i in indices)
+        rows, picks = sampler.draw_batch(step)
+        if isinstance(rows, DivisionDrills):
+            divided.update((int(n), int(dividend)) for n, dividend in picks)
+        else:
+            (drilled if rows.drills else picked).update(int(i) for i in picks)
         if step + 1 in marks:
-            found[step + 1] = (picked.copy(), drilled.copy())
+            found[step + 1] = (picked.copy(), drilled.copy(), divided.copy())
     return found
 
 
@@ -70,12 +76,13 @@ def exposure(params: Any, corpus: str, tokenizer_dir: str, marks: list[int]) -> 
     frame = data.read_split(corpus, "train", ["model_prompt", "model_completion", "n_tickets"])
     encoded = Encoded(Tokenizer.load(tokenizer_dir), frame, params.model.block_size, params.data.answer_format)
     cfg = params.train
-    sampler = Sampler(encoded, cfg.batch_tokens, cfg.seed, cfg.curriculum_steps, cfg.count_power, cfg.drill_share)
+    sampler = Sampler(encoded, cfg.batch_tokens, cfg.seed, cfg.curriculum_steps, cfg.count_power, cfg.drill_share,
+                      cfg.division_drill_share)
     possible = coverage.reachable(params.data.min_tickets, params.data.max_tickets, params.data.answer_format)
     floor = coverage.floors(params.data)
     facts: dict[int, coverage.Facts] = {}
     result = {}
-    for mark, (picked, drilled) in drawn_cases(sampler, marks).items():
+    for mark, (picked, drilled, divided) in drawn_cases(sampler, marks).items():
         counts = coverage.empty()
         for index in picked.keys() | drilled.keys():
             if index not in facts:
@@ -84,8 +91,11 @@ def exposure(params: Any, corpus: str, tokenizer_dir: str, marks: list[int]) -> 
                 coverage.add(counts, facts[index], picked[index])
             if drilled[index]:  # a drill trains only the lines after the count lines
                 coverage.add(counts, {f: facts[index][f] for f in coverage.DRILLED_FAMILIES}, drilled[index])
+        for (n, dividend), times in divided.items():  # a division drill trains its division steps only
+            coverage.add(counts, coverage.division_facts(dividend - n // 2, n), times)
         result[str(mark)] = {"cases_drawn": sum(picked.values()), "distinct_cases": len(picked),
-                             "drills_drawn": sum(drilled.values()), **coverage.summary(counts, possible, floor)}
+                             "drills_drawn": sum(drilled.values()), "division_drills_drawn": sum(divided.values()),
+                             **coverage.summary(counts, possible, floor)}
     return {"corpus_cases": len(encoded), "steps": result}
 
 
@@ -98,7 +108,8 @@ def main(argv: list[str] | None = None) -> None:
     result = {"benchmark": NAME, "command": bc.command_line(), "machine": bc.machine("cpu"),
               "config": {"steps": marks, "seed": params.train.seed, "batch_tokens": params.train.batch_tokens,
                          "count_power": params.train.count_power,
-                         "drill_share": params.train.drill_share, "corpus": str(Path(args.corpus))},
+                         "drill_share": params.train.drill_share,
+                         "division_drill_share": params.train.division_drill_share, "corpus": str(Path(args.corpus))},
               **exposure(params, args.corpus, args.tokenizer, marks)}
     for mark, row in result["steps"].items():
         division = row["families"].get("division", {})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -24,7 +25,7 @@ from lottogpt.inference import ModelEngine
 from lottogpt.params import DataParams, ModelParams, Params, TokenizerParams, TrainParams
 
 from . import procs
-from .conftest import ROOT, TINY, tiny_params
+from .conftest import ROOT, TINY, tiny_params, train_format_tokenizer
 
 
 def test_loss_is_masked_to_the_completion(tiny_corpus: Path, tiny_tokenizer: Path) -> None:
@@ -109,6 +110,43 @@ def test_sampler_mixes_in_drills_that_train_only_the_lines_after_the_counts(tiny
     # drill_share 0 draws the batches of earlier runs
     old, new = train.Sampler(encoded, 2048, 3, 0), train.Sampler(encoded, 2048, 3, 0, drill_share=0.0)
     assert all(torch.equal(old.sample(step)[0], new.sample(step)[0]) for step in range(5))
+
+
+def test_division_drills_train_the_quotients_and_remainders_of_random_dividends(
+        tmp_path: Path, tiny_tokenizer: Path) -> None:
+    tok = train_format_tokenizer(tmp_path / "tok", "addends", 768, value_pieces=True)
+    drills = train.DivisionDrills(tok, "addends", 20)
+    picks = drills.draw(np.random.default_rng(1), 4096)
+    assert set(picks[:, 0]) <= set(range(1, 21)) and (picks[:, 1] >= picks[:, 0] // 2).all()
+    assert picks[:, 1].max() < 10 ** 11  # 20 first prizes and the rounding half: 11 digits
+    x, y = drills.batch(picks)
+    for row, (divisor, dividend) in enumerate(picks[:20]):
+        line = formats.division_line(int(dividend) - int(divisor) // 2, int(divisor), "ledger")
+        length = int((x[row] != 0).sum())  # BOS is id 1, padding 0
+        assert tok.decode([*x[row, :length].tolist()[1:], int(y[row, length - 1])]) == "\n" + line
+        steps = formats.division_steps(line)[1]
+        trained = [tok.decode([int(t)]) for t in y[row][y[row] != train.IGNORE]]
+        assert trained == [piece for _, q, r in steps for piece in (str(q), formats.superscript(r))]
+    # Divisors in proportion to their size: 20 about twenty times as often as 1.
+    many = drills.draw(np.random.default_rng(2), 400_000)[:, 0]
+    assert abs((many == 20).mean() / (many == 1).mean() - 20) < 3
+    with pytest.raises(train.TrainError, match="ledger"):
+        train.DivisionDrills(tok, "longdiv", 20)
+    with pytest.raises(train.TrainError, match="value_pieces"):
+        train.DivisionDrills(tokenizer.Tokenizer.load(tiny_tokenizer), "addends", 20).tokens(7, 123)
+
+
+def test_sampler_mixes_in_division_drills(tmp_path: Path) -> None:
+    corpus, tok_dir = _corpus_and_tokenizer(tmp_path, dataclasses.replace(TINY, answer_format="addends"))
+    tok = tokenizer.Tokenizer.load(tok_dir)
+    encoded = train.Encoded(tok, data.read_split(corpus, "train"), block_size=512, answer_format="addends")
+    sampler = train.Sampler(encoded, 2048, seed=3, curriculum_steps=0, drill_share=0.25, division_share=0.2)
+    sources = [type(sampler.draw_batch(step)[0]) for step in range(1000)]
+    assert abs(sources.count(train.DivisionDrills) / 1000 - 0.2) < 0.04
+    assert sampler.division.max_digits == len(str(8 * kata.Rank.SIX.prize + 4))  # TINY's 8 tickets
+    # division_share 0 draws the batches of earlier runs
+    old, new = train.Sampler(encoded, 2048, 3, 0, drill_share=0.25), train.Sampler(encoded, 2048, 3, 0, 0.0, 0.25, 0.0)
+    assert all(torch.equal(old.sample(step)[0], new.sample(step)[0]) for step in range(20))
 
 
 def test_bf16_autocast_on_cpu_keeps_fp32_weights_and_the_loss(tiny_corpus: Path, tiny_tokenizer: Path) -> None:

@@ -96,6 +96,7 @@ class TrainParams:
     curriculum_steps: int = 0  # steps over which the max number of tickets grows to data.max_tickets
     count_power: float = 1.0  # a batch's ticket count n is drawn with weight n ** count_power (0 = uniform)
     drill_share: float = 0.25  # share of batches that train only the lines after the count lines (drills)
+    division_drill_share: float = 0.0  # share of batches that train the division table alone (random dividends)
     optimizer: str = "muon"  # adamw, or muon (Muon for the blocks' matrices, AdamW for embeddings and norms)
     eval_interval: int = 500
     eval_cases: int = 64
@@ -209,6 +210,8 @@ def validate(params: Params) -> None:
         raise ParamsError("train.count_power must be >= 0")
     if not 0 <= params.train.drill_share < 1:
         raise ParamsError("train.drill_share must be in [0, 1)")
+    if not 0 <= params.train.division_drill_share < 1:
+        raise ParamsError("train.division_drill_share must be in [0, 1)")
     if params.train.optimizer not in OPTIMIZERS:
         raise ParamsError(f"train.optimizer must be one of {OPTIMIZERS}")
     if params.train.precision not in PRECISIONS:

@@ -91,6 +91,62 @@ class Encoded:
         """The same cases as arithmetic drills."""
         return Encoded(self.tokenizer, self.frame, self.block_size, self.answer_format, drills=True)
 
+    def batch(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        return make_batch(self, indices)
+
+
+class DivisionDrills:
+    """Division lines of random dividends: the division table drilled on its own.
+
+    A step of the ledger's division line reads only the divisor, the remainder before it and the digit
+    brought down, so a line of random digits trains the same table as the rate, in a few dozen tokens where
+    a case takes hundreds. The digits brought down are given (in a case they are copied from the sum line);
+    the quotient digits and remainders are trained. Divisor ``n`` has ``10 n`` steps, so divisors are drawn
+    in proportion to their size and every step of the table comes up about equally often.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, answer_format: str, max_divisor: int) -> None:
+        if formats.DIVISION_STYLES.get(answer_format) != "ledger":
+            raise TrainError(f"division drills need a format with the ledger's division line, not "
+                             f"{answer_format!r}: set train.division_drill_share to 0")
+        self.tokenizer = tokenizer
+        self.divisors = np.arange(1, max_divisor + 1)
+        self.weights = self.divisors / self.divisors.sum()
+        # The longest dividend: every ticket a first prize, plus the rounding half.
+        self.max_digits = len(str(max_divisor * kata.Rank.SIX.prize + max_divisor // 2))
+        self.row_tokens = 3 * self.max_digits + 6
+
+    def draw(self, rng: np.random.Generator, batch_tokens: int) -> np.ndarray:
+        """Rows of ``(divisor, dividend)``: a dividend of 2 to ``max_digits`` digits, its length uniform."""
+        rows = max(1, batch_tokens // self.row_tokens)
+        divisors = rng.choice(self.divisors, size=rows, p=self.weights)
+        digits = rng.integers(2, self.max_digits + 1, size=rows)
+        lowest = np.where(digits == 2, divisors // 2, 10 ** (digits - 1))  # "05" is a dividend of 5 tickets' half
+        return np.stack([divisors, rng.integers(lowest, 10 ** digits)], axis=1)
+
+    def tokens(self, divisor: int, dividend: int) -> tuple[np.ndarray, np.ndarray]:
+        """BOS and the division line, and the positions of its quotient digits and remainders."""
+        line = formats.division_line(dividend - divisor // 2, divisor, "ledger")
+        sequence = np.array([self.tokenizer.bos_id, *self.tokenizer.encode("\n" + line)], dtype=np.int64)
+        steps = len(f"{dividend:02d}")
+        first = len(sequence) - 3 * steps  # each step: the digit brought down, the quotient digit, the remainder
+        if first < 1 or self.tokenizer.decode(sequence[first:].tolist()) != line.split(" ", 1)[1]:
+            raise TrainError("division drills need one token per digit and remainder: set "
+                             "tokenizer.value_pieces to true, or train.division_drill_share to 0")
+        trained = np.arange(first, len(sequence))
+        return sequence, trained[(trained - first) % 3 != 0]
+
+    def batch(self, picks: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and targets; the targets are IGNORE but for the quotient digits and remainders."""
+        rows = [self.tokens(int(divisor), int(dividend)) for divisor, dividend in picks]
+        length = max(len(sequence) for sequence, _ in rows) - 1
+        x = torch.zeros((len(rows), length), dtype=torch.long)
+        y = torch.full((len(rows), length), IGNORE, dtype=torch.long)
+        for row, (sequence, trained) in enumerate(rows):
+            x[row, : len(sequence) - 1] = torch.from_numpy(sequence[:-1])
+            y[row, trained - 1] = torch.from_numpy(sequence[trained])
+        return x, y
+
 
 def make_batch(encoded: Encoded, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs and targets for ``indices``; targets are IGNORE on prompt tokens and padding."""
@@ -115,14 +171,18 @@ class Sampler:
     last tickets of long cases, where the tally has the most to count, get about twice the training.
     A ``drill_share`` of the batches are arithmetic drills (:meth:`Encoded.as_drills`) of such cases: a
     drill leaves out the ticket work lines that make up most of a long case, so the arithmetic after the
-    count lines is trained on many more cases for the same tokens.
+    count lines is trained on many more cases for the same tokens. A ``division_share`` of the batches are
+    :class:`DivisionDrills`, the division table alone.
     """
 
     def __init__(self, encoded: Encoded, batch_tokens: int, seed: int, curriculum_steps: int,
-                 count_power: float = 0.0, drill_share: float = 0.0) -> None:
+                 count_power: float = 0.0, drill_share: float = 0.0, division_share: float = 0.0) -> None:
         self.encoded = encoded
         self.drill_share = drill_share
         self.drills = encoded.as_drills() if drill_share > 0 else None
+        self.division_share = division_share
+        self.division = (DivisionDrills(encoded.tokenizer, encoded.answer_format, int(encoded.n_tickets.max()))
+                         if division_share > 0 else None)
         self.batch_tokens = batch_tokens
         self.curriculum_steps = curriculum_steps
         self.count_power = count_power
@@ -156,8 +216,11 @@ class Sampler:
         size = max(1, self.batch_tokens // self.count_length[n])
         return self.rng.choice(self.by_count[n], size=size)
 
-    def draw_batch(self, step: int) -> tuple[Encoded, np.ndarray]:
-        """The rows of the batch of ``step``: cases, or with probability ``drill_share`` their drills."""
+    def draw_batch(self, step: int) -> tuple[Encoded | DivisionDrills, np.ndarray]:
+        """The rows of the batch of ``step``: with probability ``division_share`` division drills, else with
+        probability ``drill_share`` drills of cases, else cases."""
+        if self.division is not None and self.rng.random() < self.division_share:
+            return self.division, self.division.draw(self.rng, self.batch_tokens)
         if self.drills is not None and self.rng.random() < self.drill_share:
             n = self.draw_count(step)
             size = max(1, self.batch_tokens // self.drill_length[n])
@@ -165,7 +228,8 @@ class Sampler:
         return self.encoded, self.draw_cases(step)
 
     def sample(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return make_batch(*self.draw_batch(step))
+        rows, picks = self.draw_batch(step)
+        return rows.batch(picks)
 
 
 def lr_at(step: int, params: Params) -> float:
@@ -376,7 +440,7 @@ def train(params: Params, corpus_dir: str | Path, tokenizer_dir: str | Path, out
     raw_model = GPT(GPTConfig(vocab_size=inputs.tokenizer.vocab_size, **asdict(params.model))).to(rt.device)
     optimizers = make_optimizers(raw_model, params, rt.device)
     sampler = Sampler(inputs.train_set, cfg.batch_tokens, cfg.seed + rt.dist.rank, cfg.curriculum_steps,
-                      cfg.count_power, cfg.drill_share)
+                      cfg.count_power, cfg.drill_share, cfg.division_drill_share)
     run = resume(out_dir, raw_model, optimizers, sampler, rt, inputs.fingerprint)
     model = wrap_model(raw_model, cfg, rt)
     started, elapsed_before = time.perf_counter(), run.elapsed
