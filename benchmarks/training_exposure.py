@@ -7,7 +7,8 @@ model, and counts the facts of the drawn cases (once per draw) after each number
 the corpus's floors beside them (``below_floor``: reachable facts seen fewer times than
 ``data.coverage_floor``, or its own floor for ``division`` and ``division_place``). A case drawn as a drill
 (``train.drill_share``) counts for the sum line's and the division's facts only: the count lines are
-given there. A division drill (``train.division_drill_share``) counts for its division's facts.
+given there. A division drill (``train.division_drill_share``) counts for its division's facts; its
+random dividends also show steps no lotto total reaches, so ``unreachable_seen`` is not 0 there.
 
     python benchmarks/training_exposure.py --steps 4000,8000
 

@@ -198,3 +198,36 @@ def test_training_exposure(tmp_path: Path, tiny_corpus: Path, tiny_tokenizer: Pa
     bad = procs.run([sys.executable, str(BENCH / "training_exposure.py"), "--steps", "3,x", "--out", str(tmp_path)],
                     timeout=60, cwd=ROOT)
     assert bad.returncode == 2 and "not comma-separated integers" in bad.stderr
+
+
+def test_training_exposure_counts_division_drills(tmp_path: Path) -> None:
+    import dataclasses
+
+    from ruamel.yaml import YAML
+
+    from lottogpt import data
+    from lottogpt.tokenizer import Tokenizer
+    from lottogpt.train import DivisionDrills, Encoded, Sampler
+
+    from .conftest import TINY, tiny_params, train_format_tokenizer
+
+    params = tiny_params(division_drill_share=0.5)
+    params.data = dataclasses.replace(TINY, answer_format="addends")
+    data.write_corpus(params.data, tmp_path / "corpus", workers=1)
+    train_format_tokenizer(tmp_path / "tok", "addends", 768, value_pieces=True)
+    params_file = tmp_path / "params.yaml"
+    with params_file.open("w", encoding="utf-8") as handle:
+        YAML(typ="safe").dump(dataclasses.asdict(params), handle)
+    result = run_script("training_exposure", tmp_path, "--params", str(params_file), "--corpus",
+                        str(tmp_path / "corpus"), "--tokenizer", str(tmp_path / "tok"), "--steps", "8")
+    frame = data.read_split(tmp_path / "corpus", "train", ["model_prompt", "model_completion", "n_tickets"])
+    encoded = Encoded(Tokenizer.load(tmp_path / "tok"), frame, params.model.block_size, "addends")
+    cfg = params.train
+    sampler = Sampler(encoded, cfg.batch_tokens, cfg.seed, cfg.curriculum_steps, cfg.count_power, cfg.drill_share,
+                      cfg.division_drill_share)
+    batches = [sampler.draw_batch(step) for step in range(8)]
+    lines = sum(len(picks) for source, picks in batches if isinstance(source, DivisionDrills))
+    row = result["steps"]["8"]
+    assert result["config"]["division_drill_share"] == 0.5
+    assert lines > 0 and row["division_drills_drawn"] == lines
+    assert row["cases_drawn"] == sum(len(p) for s, p in batches if isinstance(s, Encoded) and not s.drills)
