@@ -200,18 +200,19 @@ def test_training_exposure(tmp_path: Path, tiny_corpus: Path, tiny_tokenizer: Pa
     assert bad.returncode == 2 and "not comma-separated integers" in bad.stderr
 
 
-def test_training_exposure_counts_division_drills(tmp_path: Path) -> None:
+@pytest.mark.parametrize("source", ["random", "sums"])
+def test_training_exposure_counts_division_drills(tmp_path: Path, source: str) -> None:
     import dataclasses
 
     from ruamel.yaml import YAML
 
     from lottogpt import data
     from lottogpt.tokenizer import Tokenizer
-    from lottogpt.train import DivisionDrills, Encoded, Sampler
+    from lottogpt.train import DivisionDrills, Encoded, Sampler, SumDivisionDrills
 
     from .conftest import TINY, tiny_params, train_format_tokenizer
 
-    params = tiny_params(division_drill_share=0.5)
+    params = tiny_params(division_drill_share=0.5, division_drill_source=source)
     params.data = dataclasses.replace(TINY, answer_format="addends")
     data.write_corpus(params.data, tmp_path / "corpus", workers=1)
     train_format_tokenizer(tmp_path / "tok", "addends", 768, value_pieces=True)
@@ -224,10 +225,11 @@ def test_training_exposure_counts_division_drills(tmp_path: Path) -> None:
     encoded = Encoded(Tokenizer.load(tmp_path / "tok"), frame, params.model.block_size, "addends")
     cfg = params.train
     sampler = Sampler(encoded, cfg.batch_tokens, cfg.seed, cfg.curriculum_steps, cfg.count_power, cfg.drill_share,
-                      cfg.division_drill_share)
+                      cfg.division_drill_share, source)
     batches = [sampler.draw_batch(step) for step in range(8)]
-    lines = sum(len(picks) for source, picks in batches if isinstance(source, DivisionDrills))
+    drills = SumDivisionDrills if source == "sums" else DivisionDrills
+    lines = sum(len(picks) for rows, picks in batches if isinstance(rows, drills))
     row = result["steps"]["8"]
-    assert result["config"]["division_drill_share"] == 0.5
+    assert (result["config"]["division_drill_share"], result["config"]["division_drill_source"]) == (0.5, source)
     assert lines > 0 and row["division_drills_drawn"] == lines
     assert row["cases_drawn"] == sum(len(p) for s, p in batches if isinstance(s, Encoded) and not s.drills)

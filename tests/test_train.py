@@ -149,6 +149,35 @@ def test_sampler_mixes_in_division_drills(tmp_path: Path) -> None:
     assert all(torch.equal(old.sample(step)[0], new.sample(step)[0]) for step in range(20))
 
 
+def test_division_drills_from_sums_give_the_sum_line_and_train_every_step(tmp_path: Path) -> None:
+    corpus, tok_dir = _corpus_and_tokenizer(tmp_path, dataclasses.replace(TINY, answer_format="addends"))
+    tok = tokenizer.Tokenizer.load(tok_dir)
+    encoded = train.Encoded(tok, data.read_split(corpus, "train"), block_size=512, answer_format="addends")
+    sampler = train.Sampler(encoded, 2048, seed=3, curriculum_steps=0, count_power=1.0, drill_share=0.25,
+                            division_share=0.2, division_source="sums")
+    batches = [sampler.draw_batch(step) for step in range(1000)]
+    drawn = [picks for rows, picks in batches if isinstance(rows, train.SumDivisionDrills)]
+    assert abs(len(drawn) / 1000 - 0.2) < 0.04
+    picks = drawn[0]
+    assert len(set(encoded.n_tickets[picks])) == 1  # one ticket count a batch, as for cases
+    x, y = sampler.division.batch(picks)
+    for row, index in enumerate(picks[:10]):
+        lines = encoded.completions[int(index)].split("\n")
+        at = next(i for i, line in enumerate(lines) if formats.is_sum_line(line))
+        length = int((x[row] != 0).sum())
+        given = tok.decode(x[row, :length].tolist()[1:])
+        assert given.startswith("\n" + lines[at] + "\n" + lines[at + 1].split(" ")[0])
+        n, steps = formats.division_steps(lines[at + 1])
+        assert n == encoded.n_tickets[int(index)]
+        trained = [tok.decode([int(t)]) for t in y[row][y[row] != train.IGNORE]]
+        assert trained == [p for d, q, r in steps for p in (str(d), str(q), formats.superscript(r))]
+    with pytest.raises(params.ParamsError, match="division_drill_source"):
+        params.validate(dataclasses.replace(params.Params(), train=params.TrainParams(division_drill_source="x")))
+    scratchpad = train.Encoded(tok, data.read_split(corpus, "train"), block_size=512, answer_format="ledger")
+    with pytest.raises(train.TrainError, match="sum line"):
+        train.SumDivisionDrills(scratchpad)
+
+
 def test_bf16_autocast_on_cpu_keeps_fp32_weights_and_the_loss(tiny_corpus: Path, tiny_tokenizer: Path) -> None:
     from lottogpt.model import GPT, GPTConfig
 

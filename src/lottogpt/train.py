@@ -128,24 +128,72 @@ class DivisionDrills:
         """BOS and the division line, and the positions of its quotient digits and remainders."""
         line = formats.division_line(dividend - divisor // 2, divisor, "ledger")
         sequence = np.array([self.tokenizer.bos_id, *self.tokenizer.encode("\n" + line)], dtype=np.int64)
-        steps = len(f"{dividend:02d}")
-        first = len(sequence) - 3 * steps  # each step: the digit brought down, the quotient digit, the remainder
-        if first < 1 or self.tokenizer.decode(sequence[first:].tolist()) != line.split(" ", 1)[1]:
-            raise TrainError("division drills need one token per digit and remainder: set "
-                             "tokenizer.value_pieces to true, or train.division_drill_share to 0")
-        trained = np.arange(first, len(sequence))
-        return sequence, trained[(trained - first) % 3 != 0]
+        trained = division_step_positions(self.tokenizer, sequence, line)
+        return sequence, trained[(trained - trained[0]) % 3 != 0]
 
     def batch(self, picks: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs and targets; the targets are IGNORE but for the quotient digits and remainders."""
-        rows = [self.tokens(int(divisor), int(dividend)) for divisor, dividend in picks]
-        length = max(len(sequence) for sequence, _ in rows) - 1
-        x = torch.zeros((len(rows), length), dtype=torch.long)
-        y = torch.full((len(rows), length), IGNORE, dtype=torch.long)
-        for row, (sequence, trained) in enumerate(rows):
-            x[row, : len(sequence) - 1] = torch.from_numpy(sequence[:-1])
-            y[row, trained - 1] = torch.from_numpy(sequence[trained])
-        return x, y
+        return rows_batch([self.tokens(int(divisor), int(dividend)) for divisor, dividend in picks])
+
+
+class SumDivisionDrills:
+    """Each case's sum line given and its division line written, the digits brought down included.
+
+    :class:`DivisionDrills` give the digits brought down, so they train the table but not the copying of
+    each digit from the sum line, a lookup by place; these rows train both, on the totals that cases reach,
+    in about a hundred tokens where a whole case takes hundreds. Rows are cases of the corpus, by index.
+    """
+
+    def __init__(self, encoded: Encoded) -> None:
+        if (encoded.answer_format not in formats.SUM_FORMATS
+                or formats.DIVISION_STYLES.get(encoded.answer_format) != "ledger"):
+            raise TrainError(f"division drills from sums need a sum line and the ledger's division line, not "
+                             f"{encoded.answer_format!r}: set train.division_drill_source to random")
+        self.encoded = encoded
+        self._rows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def tokens(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """BOS, the sum line and the division line of case ``index``, and the positions of the division's
+        steps (each: the digit brought down, the quotient digit, the remainder)."""
+        if index not in self._rows:
+            lines = self.encoded.completions[index].split("\n")
+            at = next(i for i, line in enumerate(lines) if formats.is_sum_line(line))
+            tokenizer = self.encoded.tokenizer
+            sequence = np.array([tokenizer.bos_id, *tokenizer.encode("\n".join(["", *lines[at:at + 2]]))],
+                                dtype=np.int64)
+            self._rows[index] = (sequence, division_step_positions(tokenizer, sequence, lines[at + 1]))
+        return self._rows[index]
+
+    def batch(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        return rows_batch([self.tokens(int(i)) for i in indices])
+
+
+def division_drills(encoded: Encoded, source: str) -> DivisionDrills | SumDivisionDrills:
+    """The division drills of ``train.division_drill_source``: ``random`` dividends, or the corpus's ``sums``."""
+    if source == "sums":
+        return SumDivisionDrills(encoded)
+    return DivisionDrills(encoded.tokenizer, encoded.answer_format, int(encoded.n_tickets.max()))
+
+
+def division_step_positions(tokenizer: Tokenizer, sequence: np.ndarray, line: str) -> np.ndarray:
+    """The positions of a division line's steps at the end of ``sequence``: three tokens a step."""
+    steps = formats.division_steps(line)
+    first = len(sequence) - 3 * len(steps[1]) if steps else 0
+    if first < 1 or tokenizer.decode(sequence[first:].tolist()) != line.split(" ", 1)[1]:
+        raise TrainError("division drills need one token per digit and remainder: set "
+                         "tokenizer.value_pieces to true, or train.division_drill_share to 0")
+    return np.arange(first, len(sequence))
+
+
+def rows_batch(rows: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and targets of ``(sequence, trained positions)`` rows; IGNORE but at the trained positions."""
+    length = max(len(sequence) for sequence, _ in rows) - 1
+    x = torch.zeros((len(rows), length), dtype=torch.long)
+    y = torch.full((len(rows), length), IGNORE, dtype=torch.long)
+    for row, (sequence, trained) in enumerate(rows):
+        x[row, : len(sequence) - 1] = torch.from_numpy(sequence[:-1])
+        y[row, trained - 1] = torch.from_numpy(sequence[trained])
+    return x, y
 
 
 def make_batch(encoded: Encoded, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -172,17 +220,18 @@ class Sampler:
     A ``drill_share`` of the batches are arithmetic drills (:meth:`Encoded.as_drills`) of such cases: a
     drill leaves out the ticket work lines that make up most of a long case, so the arithmetic after the
     count lines is trained on many more cases for the same tokens. A ``division_share`` of the batches are
-    :class:`DivisionDrills`, the division table alone.
+    division drills: :class:`DivisionDrills` (the division table alone) with ``division_source`` ``random``,
+    :class:`SumDivisionDrills` (cases' sum and division lines, ticket counts drawn as for cases) with ``sums``.
     """
 
     def __init__(self, encoded: Encoded, batch_tokens: int, seed: int, curriculum_steps: int,
-                 count_power: float = 0.0, drill_share: float = 0.0, division_share: float = 0.0) -> None:
+                 count_power: float = 0.0, drill_share: float = 0.0, division_share: float = 0.0,
+                 division_source: str = "random") -> None:
         self.encoded = encoded
         self.drill_share = drill_share
         self.drills = encoded.as_drills() if drill_share > 0 else None
         self.division_share = division_share
-        self.division = (DivisionDrills(encoded.tokenizer, encoded.answer_format, int(encoded.n_tickets.max()))
-                         if division_share > 0 else None)
+        self.division = division_drills(encoded, division_source) if division_share > 0 else None
         self.batch_tokens = batch_tokens
         self.curriculum_steps = curriculum_steps
         self.count_power = count_power
@@ -194,6 +243,9 @@ class Sampler:
         self.counts = sorted(self.by_count)
         self.drill_length = {n: max(len(self.drills.tokens(int(i))) for i in idx[:32])
                              for n, idx in self.by_count.items()} if self.drills is not None else {}
+        self.division_length = {n: max(len(self.division.tokens(int(i))[0]) for i in idx[:32])
+                                for n, idx in self.by_count.items()} if isinstance(self.division,
+                                                                                  SumDivisionDrills) else {}
 
     def allowed_counts(self, step: int) -> list[int]:
         if self.curriculum_steps <= 0:
@@ -216,16 +268,21 @@ class Sampler:
         size = max(1, self.batch_tokens // self.count_length[n])
         return self.rng.choice(self.by_count[n], size=size)
 
-    def draw_batch(self, step: int) -> tuple[Encoded | DivisionDrills, np.ndarray]:
+    def draw_batch(self, step: int) -> tuple[Encoded | DivisionDrills | SumDivisionDrills, np.ndarray]:
         """The rows of the batch of ``step``: with probability ``division_share`` division drills, else with
         probability ``drill_share`` drills of cases, else cases."""
         if self.division is not None and self.rng.random() < self.division_share:
+            if isinstance(self.division, SumDivisionDrills):
+                return self.division, self.draw_rows(step, self.division_length)
             return self.division, self.division.draw(self.rng, self.batch_tokens)
         if self.drills is not None and self.rng.random() < self.drill_share:
-            n = self.draw_count(step)
-            size = max(1, self.batch_tokens // self.drill_length[n])
-            return self.drills, self.rng.choice(self.by_count[n], size=size)
+            return self.drills, self.draw_rows(step, self.drill_length)
         return self.encoded, self.draw_cases(step)
+
+    def draw_rows(self, step: int, row_length: dict[int, int]) -> np.ndarray:
+        """Cases of one drawn ticket count, as many as fit the batch at ``row_length`` tokens per row."""
+        n = self.draw_count(step)
+        return self.rng.choice(self.by_count[n], size=max(1, self.batch_tokens // row_length[n]))
 
     def sample(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         rows, picks = self.draw_batch(step)
@@ -440,7 +497,7 @@ def train(params: Params, corpus_dir: str | Path, tokenizer_dir: str | Path, out
     raw_model = GPT(GPTConfig(vocab_size=inputs.tokenizer.vocab_size, **asdict(params.model))).to(rt.device)
     optimizers = make_optimizers(raw_model, params, rt.device)
     sampler = Sampler(inputs.train_set, cfg.batch_tokens, cfg.seed + rt.dist.rank, cfg.curriculum_steps,
-                      cfg.count_power, cfg.drill_share, cfg.division_drill_share)
+                      cfg.count_power, cfg.drill_share, cfg.division_drill_share, cfg.division_drill_source)
     run = resume(out_dir, raw_model, optimizers, sampler, rt, inputs.fingerprint)
     model = wrap_model(raw_model, cfg, rt)
     started, elapsed_before = time.perf_counter(), run.elapsed
