@@ -143,7 +143,7 @@ def test_sampler_mixes_in_division_drills(tmp_path: Path) -> None:
     sampler = train.Sampler(encoded, 2048, seed=3, curriculum_steps=0, drill_share=0.25, division_share=0.2)
     sources = [type(sampler.draw_batch(step)[0]) for step in range(1000)]
     assert abs(sources.count(train.DivisionDrills) / 1000 - 0.2) < 0.04
-    assert sampler.division.max_digits == len(str(8 * kata.Rank.SIX.prize + 4))  # TINY's 8 tickets
+    assert sampler.division[0].max_digits == len(str(8 * kata.Rank.SIX.prize + 4))  # TINY's 8 tickets
     # division_share 0 draws the batches of earlier runs
     old, new = train.Sampler(encoded, 2048, 3, 0, drill_share=0.25), train.Sampler(encoded, 2048, 3, 0, 0.0, 0.25, 0.0)
     assert all(torch.equal(old.sample(step)[0], new.sample(step)[0]) for step in range(20))
@@ -160,7 +160,7 @@ def test_division_drills_from_sums_give_the_sum_line_and_train_every_step(tmp_pa
     assert abs(len(drawn) / 1000 - 0.2) < 0.04
     picks = drawn[0]
     assert len(set(encoded.n_tickets[picks])) == 1  # one ticket count a batch, as for cases
-    x, y = sampler.division.batch(picks)
+    x, y = sampler.division[0].batch(picks)
     for row, index in enumerate(picks[:10]):
         lines = encoded.completions[int(index)].split("\n")
         at = next(i for i, line in enumerate(lines) if formats.is_sum_line(line))
@@ -171,6 +171,11 @@ def test_division_drills_from_sums_give_the_sum_line_and_train_every_step(tmp_pa
         assert n == encoded.n_tickets[int(index)]
         trained = [tok.decode([int(t)]) for t in y[row][y[row] != train.IGNORE]]
         assert trained == [p for d, q, r in steps for p in (str(d), str(q), formats.superscript(r))]
+    both = train.Sampler(encoded, 2048, seed=3, curriculum_steps=0, count_power=1.0, division_share=0.5,
+                         division_source="both")
+    kinds = [type(both.draw_batch(step)[0]) for step in range(1000)]
+    assert abs(kinds.count(train.SumDivisionDrills) - kinds.count(train.DivisionDrills)) < 100
+    assert kinds.count(train.Encoded) + len(kinds) // 2 == pytest.approx(len(kinds), abs=60)
     with pytest.raises(params.ParamsError, match="division_drill_source"):
         params.validate(dataclasses.replace(params.Params(), train=params.TrainParams(division_drill_source="x")))
     scratchpad = train.Encoded(tok, data.read_split(corpus, "train"), block_size=512, answer_format="ledger")

@@ -97,7 +97,7 @@ class TrainParams:
     count_power: float = 1.0  # a batch's ticket count n is drawn with weight n ** count_power (0 = uniform)
     drill_share: float = 0.25  # share of batches that train only the lines after the count lines (drills)
     division_drill_share: float = 0.0  # share of batches that train the division table alone (random dividends)
-    division_drill_source: str = "random"  # random dividends (the table alone), or sums (cases' sum lines given)
+    division_drill_source: str = "random"  # random dividends (the table alone), sums (cases' sum lines given), both
     optimizer: str = "muon"  # adamw, or muon (Muon for the blocks' matrices, AdamW for embeddings and norms)
     eval_interval: int = 500
     eval_cases: int = 64
@@ -213,8 +213,8 @@ def validate(params: Params) -> None:
         raise ParamsError("train.drill_share must be in [0, 1)")
     if not 0 <= params.train.division_drill_share < 1:
         raise ParamsError("train.division_drill_share must be in [0, 1)")
-    if params.train.division_drill_source not in ("random", "sums"):
-        raise ParamsError("train.division_drill_source must be random or sums")
+    if params.train.division_drill_source not in ("random", "sums", "both"):
+        raise ParamsError("train.division_drill_source must be random, sums or both")
     if params.train.optimizer not in OPTIMIZERS:
         raise ParamsError(f"train.optimizer must be one of {OPTIMIZERS}")
     if params.train.precision not in PRECISIONS:

@@ -168,8 +168,11 @@ class SumDivisionDrills:
         return rows_batch([self.tokens(int(i)) for i in indices])
 
 
+DIVISION_SOURCES = {"random": ("random",), "sums": ("sums",), "both": ("random", "sums")}
+
+
 def division_drills(encoded: Encoded, source: str) -> DivisionDrills | SumDivisionDrills:
-    """The division drills of ``train.division_drill_source``: ``random`` dividends, or the corpus's ``sums``."""
+    """The division drills of one source: ``random`` dividends, or the corpus's ``sums``."""
     if source == "sums":
         return SumDivisionDrills(encoded)
     return DivisionDrills(encoded.tokenizer, encoded.answer_format, int(encoded.n_tickets.max()))
@@ -221,7 +224,8 @@ class Sampler:
     drill leaves out the ticket work lines that make up most of a long case, so the arithmetic after the
     count lines is trained on many more cases for the same tokens. A ``division_share`` of the batches are
     division drills: :class:`DivisionDrills` (the division table alone) with ``division_source`` ``random``,
-    :class:`SumDivisionDrills` (cases' sum and division lines, ticket counts drawn as for cases) with ``sums``.
+    :class:`SumDivisionDrills` (cases' sum and division lines, ticket counts drawn as for cases) with ``sums``,
+    either of them, drawn evenly, with ``both``.
     """
 
     def __init__(self, encoded: Encoded, batch_tokens: int, seed: int, curriculum_steps: int,
@@ -231,7 +235,8 @@ class Sampler:
         self.drill_share = drill_share
         self.drills = encoded.as_drills() if drill_share > 0 else None
         self.division_share = division_share
-        self.division = division_drills(encoded, division_source) if division_share > 0 else None
+        self.division = ([division_drills(encoded, source) for source in DIVISION_SOURCES[division_source]]
+                         if division_share > 0 else [])
         self.batch_tokens = batch_tokens
         self.curriculum_steps = curriculum_steps
         self.count_power = count_power
@@ -243,9 +248,9 @@ class Sampler:
         self.counts = sorted(self.by_count)
         self.drill_length = {n: max(len(self.drills.tokens(int(i))) for i in idx[:32])
                              for n, idx in self.by_count.items()} if self.drills is not None else {}
-        self.division_length = {n: max(len(self.division.tokens(int(i))[0]) for i in idx[:32])
-                                for n, idx in self.by_count.items()} if isinstance(self.division,
-                                                                                  SumDivisionDrills) else {}
+        sums = [rows for rows in self.division if isinstance(rows, SumDivisionDrills)]
+        self.division_length = {n: max(len(sums[0].tokens(int(i))[0]) for i in idx[:32])
+                                for n, idx in self.by_count.items()} if sums else {}
 
     def allowed_counts(self, step: int) -> list[int]:
         if self.curriculum_steps <= 0:
@@ -271,10 +276,12 @@ class Sampler:
     def draw_batch(self, step: int) -> tuple[Encoded | DivisionDrills | SumDivisionDrills, np.ndarray]:
         """The rows of the batch of ``step``: with probability ``division_share`` division drills, else with
         probability ``drill_share`` drills of cases, else cases."""
-        if self.division is not None and self.rng.random() < self.division_share:
-            if isinstance(self.division, SumDivisionDrills):
-                return self.division, self.draw_rows(step, self.division_length)
-            return self.division, self.division.draw(self.rng, self.batch_tokens)
+        if self.division and self.rng.random() < self.division_share:
+            # One source draws nothing more, so its batches stay those of runs before ``both`` existed.
+            rows = self.division[int(self.rng.integers(2))] if len(self.division) > 1 else self.division[0]
+            if isinstance(rows, SumDivisionDrills):
+                return rows, self.draw_rows(step, self.division_length)
+            return rows, rows.draw(self.rng, self.batch_tokens)
         if self.drills is not None and self.rng.random() < self.drill_share:
             return self.drills, self.draw_rows(step, self.drill_length)
         return self.encoded, self.draw_cases(step)
