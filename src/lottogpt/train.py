@@ -269,9 +269,7 @@ class Sampler:
 
     def draw_cases(self, step: int) -> np.ndarray:
         """The indices of the cases in the batch of ``step`` (with replacement)."""
-        n = self.draw_count(step)
-        size = max(1, self.batch_tokens // self.count_length[n])
-        return self.rng.choice(self.by_count[n], size=size)
+        return self.draw_rows(step, self.count_length)
 
     def draw_batch(self, step: int) -> tuple[Encoded | DivisionDrills | SumDivisionDrills, np.ndarray]:
         """The rows of the batch of ``step``: with probability ``division_share`` division drills, else with
