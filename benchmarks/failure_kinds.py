@@ -8,7 +8,9 @@ the model got wrong, in the order it writes them, then says what kind of step it
 - ``sum_line``: a column of the sum line, with its place, the carry that came into it, and by how much
   the written digit is off;
 - ``division``: a step of the long division, with the partial dividend, the divisor, and whether the
-  partial dividend is an exact multiple of the divisor (``14 ÷ 7``);
+  partial dividend is an exact multiple of the divisor (``14 ÷ 7``); or, before any step, a line that
+  divides by another number than the ticket count (``divisor_written``) or is not a division line at all
+  (``unreadable``);
 - ``count_line``: the ticket lines are right but a count line is not;
 - ``rate_line``: everything before it is right but the rate line is not.
 
@@ -71,8 +73,11 @@ def division_step(expected: str, generated: str) -> dict[str, Any]:
 
     divisor, want = formats.division_steps(expected)
     parsed = formats.division_steps(generated)
-    got = parsed[1] if parsed is not None and parsed[0] == divisor else []
-    remainder = 0
+    if parsed is None:
+        return {"step": 0, "divisor": divisor, "unreadable": True}
+    if parsed[0] != divisor:
+        return {"step": 0, "divisor": divisor, "divisor_written": parsed[0]}
+    got, remainder = parsed[1], 0
     for index, (digit, quotient, next_remainder) in enumerate(want):
         partial = remainder * 10 + digit
         if index >= len(got) or got[index] != (digit, quotient, next_remainder):
@@ -138,6 +143,14 @@ def classify(record: dict[str, Any], answer_format: str) -> dict[str, Any]:
     return {**kind, "kind": "rate_line" if generated[-1] != expected[-1] else "none"}
 
 
+def seen_summary(counts: list[int]) -> dict[str, Any]:
+    """How many wrong steps have a corpus count, and the least, median and most of those counts."""
+    ordered = sorted(counts)
+    if not ordered:
+        return {"steps": 0}
+    return {"steps": len(ordered), "min": ordered[0], "median": ordered[len(ordered) // 2], "max": ordered[-1]}
+
+
 def summarize(kinds: list[dict[str, Any]]) -> dict[str, Any]:
     """Counts by kind and split, and the detail of the arithmetic kinds."""
     sums = [k for k in kinds if k["kind"] == "sum_line"]
@@ -152,9 +165,13 @@ def summarize(kinds: list[dict[str, Any]]) -> dict[str, Any]:
                      "addend_wrong": sum(1 for k in sums if k.get("addend_wrong")),
                      "digit_off_by": {str(d): c for d, c in sorted(Counter(k.get("digit_off_by") for k in sums
                                                                             if "digit_off_by" in k).items())}},
-        "train_count_of_wrong_steps": {kind: sorted(k["train_count"] for k in kinds if k["kind"] == kind
-                                                    and "train_count" in k) for kind in ("sum_line", "division")},
+        "train_count_of_wrong_steps": {kind: seen_summary([k["train_count"] for k in kinds
+                                                           if k["kind"] == kind and "train_count" in k])
+                                       for kind in ("sum_line", "division")},
         "division": {"exact_multiple": sum(1 for k in divisions if k.get("exact_multiple")),
+                     "divisor_wrong": Counter(f"{k['divisor']}->{k['divisor_written']}" for k in divisions
+                                              if "divisor_written" in k).most_common(),
+                     "unreadable": sum(1 for k in divisions if k.get("unreadable")),
                      "quotient_off_by": {str(d): c for d, c in sorted(
                          Counter(k.get("quotient_off_by") for k in divisions if "quotient_off_by" in k).items())}},
     }

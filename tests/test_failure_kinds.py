@@ -88,4 +88,16 @@ def test_the_script_summarizes_a_failures_file(failure_kinds, tmp_path: Path) ->
     assert summary["division"]["exact_multiple"] == 1
     division = result["failures"][0]
     assert division["train_count"] == 2 and division["train_count_at_place"] == 2
-    assert summary["train_count_of_wrong_steps"] == {"sum_line": [], "division": [2]}
+    assert summary["train_count_of_wrong_steps"] == {"sum_line": {"steps": 0},
+                                                     "division": {"steps": 1, "min": 2, "median": 2, "max": 2}}
+
+
+def test_a_line_that_divides_by_another_count_is_a_wrong_divisor(failure_kinds) -> None:
+    tickets = [THREE] * 10
+    work = formats.work_lines(kata.Case.create(tickets, WINNING, BONUS), "addends")
+    assert work[-1].startswith("÷10:")
+    work[-1] = work[-1].replace("÷10:", "÷11:", 1)
+    kind = failure_kinds.classify(record(tickets, work), "addends")
+    assert kind == {"split": "compositions", "n_tickets": 10, "kind": "division", "step": 0, "divisor": 10,
+                    "divisor_written": 11}
+    assert failure_kinds.summarize([kind])["division"]["divisor_wrong"] == [("10->11", 1)]
