@@ -101,3 +101,7 @@ def test_a_line_that_divides_by_another_count_is_a_wrong_divisor(failure_kinds) 
     assert kind == {"split": "compositions", "n_tickets": 10, "kind": "division", "step": 0, "divisor": 10,
                     "divisor_written": 11}
     assert failure_kinds.summarize([kind])["division"]["divisor_wrong"] == [("10->11", 1)]
+    work[-1] = "÷10: 5"  # a step without its quotient is no division line
+    unreadable = failure_kinds.classify(record(tickets, work), "addends")
+    assert unreadable["unreadable"] is True and "divisor_written" not in unreadable
+    assert failure_kinds.summarize([kind, unreadable])["division"]["unreadable"] == 1
